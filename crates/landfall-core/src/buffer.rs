@@ -1,0 +1,536 @@
+//! Partition buffer (arrow 2 -> 3 of the data flow): one per assigned topic-partition.
+//!
+//! Records queue as raw bytes until a chunk is full, then the chunk is decoded to Arrow and written
+//! straight into an open Parquet writer per time partition. The buffer therefore holds compressed
+//! Parquet pages, not records, and the size that triggers a flush is the size of the compressed file
+//! being written (`max_file_bytes` means bytes on the store, not bytes in memory or record counts).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+
+use crate::decode::{conform, RecordDecoder, Rejected};
+use crate::flush::{BufferStats, FlushReason};
+use crate::keys::{quarter_hour_floor_us, time_partition};
+use crate::manifest::OffsetRange;
+use crate::record::{KafkaRecord, TopicPartition};
+use crate::schema::fingerprint;
+
+/// Everything a buffer needs from its sink's config; shared by all buffers of the sink.
+#[derive(Debug, Clone)]
+pub struct BufferFormat {
+    pub decoder: RecordDecoder,
+    pub props: Arc<WriterProperties>,
+    pub timezone: chrono_tz::Tz,
+    pub chunk_records: usize,
+    /// `on_decode_error = "fail"`: a bad record is an error instead of a dead letter.
+    pub fail_on_bad_record: bool,
+}
+
+/// One finished Parquet file of a batch, not yet uploaded.
+#[derive(Debug, Clone)]
+pub struct EncodedFile {
+    pub time_partition: String,
+    /// Position of the file within its batch (keys must differ when one time partition rotates).
+    pub seq: usize,
+    pub bytes: Bytes,
+    pub rows: u64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+    pub schema_fingerprint: String,
+    pub sha256: String,
+}
+
+/// A sealed batch: a contiguous run of one partition's offsets, encoded, ready to land.
+#[derive(Debug, Clone)]
+pub struct SealedBatch {
+    pub tp: TopicPartition,
+    pub offsets: OffsetRange,
+    pub records: u64,
+    pub files: Vec<EncodedFile>,
+    pub rejected: Vec<Rejected>,
+    /// Min and max event time of the rows (microseconds).
+    pub event_time_us: Option<(i64, i64)>,
+    pub reason: FlushReason,
+}
+
+impl SealedBatch {
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes.len() as u64).sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    #[error(transparent)]
+    Decode(#[from] crate::decode::DecodeError),
+    #[error("undecodable record at {topic}[{partition}] offset {offset}: {reason} (errors.on_decode_error = \"fail\")")]
+    BadRecord {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error("encoding Parquet for {tp}: {message}")]
+    Parquet { tp: TopicPartition, message: String },
+}
+
+struct OpenFile {
+    writer: ArrowWriter<Vec<u8>>,
+    schema: SchemaRef,
+    rows: u64,
+    min_offset: i64,
+    max_offset: i64,
+}
+
+impl OpenFile {
+    /// Bytes the finished file would have if closed now (compressed pages written plus the
+    /// writer's estimate for the row group in progress).
+    fn estimated_bytes(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        (self.writer.inner().capacity() + self.writer.memory_size()) as u64
+    }
+}
+
+pub struct PartitionBuffer {
+    tp: TopicPartition,
+    pending: Vec<KafkaRecord>,
+    pending_bytes: u64,
+    open: BTreeMap<String, OpenFile>,
+    done: Vec<EncodedFile>,
+    rejected: Vec<Rejected>,
+    first_offset: Option<i64>,
+    last_offset: i64,
+    records: u64,
+    opened_at_ms: Option<u64>,
+    event_time_us: Option<(i64, i64)>,
+    /// Compressed bytes per raw byte, learned from this partition's chunks; estimates the share
+    /// of the file that the raw records still pending will add.
+    ratio: f64,
+    partition_names: HashMap<i64, String>,
+    next_seq: usize,
+}
+
+impl PartitionBuffer {
+    pub fn new(tp: TopicPartition) -> Self {
+        PartitionBuffer {
+            tp,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            open: BTreeMap::new(),
+            done: Vec::new(),
+            rejected: Vec::new(),
+            first_offset: None,
+            last_offset: -1,
+            records: 0,
+            opened_at_ms: None,
+            event_time_us: None,
+            ratio: 0.5,
+            partition_names: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    pub fn tp(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    pub fn first_offset(&self) -> Option<i64> {
+        self.first_offset
+    }
+
+    /// Add a record. Offsets must increase (the caller's ledger guarantees it).
+    pub fn push(&mut self, record: KafkaRecord, now_ms: u64) {
+        debug_assert!(record.offset > self.last_offset || self.records == 0);
+        if self.first_offset.is_none() {
+            self.first_offset = Some(record.offset);
+            self.opened_at_ms = Some(now_ms);
+        }
+        self.last_offset = record.offset;
+        self.records += 1;
+        self.pending_bytes += record.size_bytes();
+        self.pending.push(record);
+    }
+
+    /// True when enough records are pending to encode a chunk.
+    pub fn chunk_full(&self, fmt: &BufferFormat) -> bool {
+        self.pending.len() >= fmt.chunk_records
+    }
+
+    pub fn stats(&self) -> BufferStats {
+        let pending_estimate = (self.pending_bytes as f64 * self.ratio) as u64;
+        let largest = self
+            .open
+            .values()
+            .map(OpenFile::estimated_bytes)
+            .max()
+            .unwrap_or(0);
+        BufferStats {
+            records: self.records,
+            largest_file_bytes: largest + pending_estimate,
+            opened_at_ms: self.opened_at_ms,
+        }
+    }
+
+    /// Bytes held in memory, for the sink's budget.
+    pub fn memory_bytes(&self) -> u64 {
+        self.pending_bytes
+            + self.open.values().map(OpenFile::memory_bytes).sum::<u64>()
+            + self.done.iter().map(|f| f.bytes.len() as u64).sum::<u64>()
+    }
+
+    /// Decode the pending records and write them into the open files. CPU-bound.
+    pub fn encode_pending(&mut self, fmt: &BufferFormat, now_us: i64) -> Result<(), BufferError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.pending);
+        let raw_bytes = std::mem::take(&mut self.pending_bytes);
+        let decoded = fmt.decoder.decode(&chunk, now_us)?;
+        if fmt.fail_on_bad_record {
+            if let Some(bad) = decoded.rejected.first() {
+                return Err(BufferError::BadRecord {
+                    topic: bad.record.topic.to_string(),
+                    partition: bad.record.partition,
+                    offset: bad.record.offset,
+                    reason: bad.reason.clone(),
+                });
+            }
+        }
+        self.rejected.extend(decoded.rejected);
+        if decoded.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let before: u64 = self.open.values().map(OpenFile::estimated_bytes).sum();
+        let done_before: u64 = self.done.iter().map(|f| f.bytes.len() as u64).sum();
+
+        // Group rows by time partition; one group (the common case) is written without a copy.
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (row, &t) in decoded.event_time_us.iter().enumerate() {
+            let name = self
+                .partition_names
+                .entry(quarter_hour_floor_us(t))
+                .or_insert_with(|| time_partition(t, fmt.timezone));
+            match groups.get_mut(name.as_str()) {
+                Some(rows) => rows.push(row as u32),
+                None => {
+                    groups.insert(name.clone(), vec![row as u32]);
+                }
+            }
+            let (lo, hi) = self.event_time_us.get_or_insert((t, t));
+            *lo = (*lo).min(t);
+            *hi = (*hi).max(t);
+        }
+        if self.partition_names.len() > 1024 {
+            self.partition_names.clear();
+        }
+        let single = groups.len() == 1;
+        for (name, rows) in groups {
+            let (batch, offsets) = if single {
+                (decoded.batch.clone(), decoded.offsets.clone())
+            } else {
+                let idx = UInt32Array::from(rows.clone());
+                let b = take_record_batch(&decoded.batch, &idx).map_err(|e| self.parquet_err(e))?;
+                (b, rows.iter().map(|&r| decoded.offsets[r as usize]).collect())
+            };
+            self.write_rows(fmt, name, batch, &offsets)?;
+        }
+
+        let after: u64 = self.open.values().map(OpenFile::estimated_bytes).sum::<u64>()
+            + self.done.iter().map(|f| f.bytes.len() as u64).sum::<u64>()
+            - done_before;
+        if raw_bytes > 0 && after > before {
+            let observed = (after - before) as f64 / raw_bytes as f64;
+            self.ratio = 0.7 * self.ratio + 0.3 * observed.clamp(0.001, 4.0);
+        }
+        Ok(())
+    }
+
+    fn parquet_err(&self, e: impl std::fmt::Display) -> BufferError {
+        BufferError::Parquet {
+            tp: self.tp.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn write_rows(
+        &mut self,
+        fmt: &BufferFormat,
+        name: String,
+        batch: RecordBatch,
+        offsets: &[i64],
+    ) -> Result<(), BufferError> {
+        // A batch whose schema the open file cannot take (an inferred schema gained a field or
+        // changed a type) closes that file; the batch starts the next one of the same partition.
+        let batch = match self.open.get(&name) {
+            Some(f) => match conform(&batch, &f.schema) {
+                Some(b) => b,
+                None => {
+                    let f = self.open.remove(&name).expect("present");
+                    let file = self.finish_file(name.clone(), f)?;
+                    self.done.push(file);
+                    batch
+                }
+            },
+            None => batch,
+        };
+        if !self.open.contains_key(&name) {
+            let schema = batch.schema();
+            let writer =
+                ArrowWriter::try_new(Vec::new(), schema.clone(), Some((*fmt.props).clone()))
+                    .map_err(|e| self.parquet_err(e))?;
+            self.open.insert(
+                name.clone(),
+                OpenFile {
+                    writer,
+                    schema,
+                    rows: 0,
+                    min_offset: i64::MAX,
+                    max_offset: i64::MIN,
+                },
+            );
+        }
+        let tp = self.tp.clone();
+        let f = self.open.get_mut(&name).expect("inserted above");
+        f.writer.write(&batch).map_err(|e| BufferError::Parquet {
+            tp,
+            message: e.to_string(),
+        })?;
+        f.rows += batch.num_rows() as u64;
+        f.min_offset = f.min_offset.min(*offsets.iter().min().expect("non-empty"));
+        f.max_offset = f.max_offset.max(*offsets.iter().max().expect("non-empty"));
+        Ok(())
+    }
+
+    fn finish_file(&mut self, name: String, f: OpenFile) -> Result<EncodedFile, BufferError> {
+        // `into_inner` writes the footer and hands back the whole file.
+        let bytes = f.writer.into_inner().map_err(|e| self.parquet_err(e))?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Ok(EncodedFile {
+            time_partition: name,
+            seq,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes: Bytes::from(bytes),
+            rows: f.rows,
+            min_offset: f.min_offset,
+            max_offset: f.max_offset,
+            schema_fingerprint: fingerprint(&f.schema),
+        })
+    }
+
+    /// Seal everything buffered into a batch and reset. `None` if the buffer is empty.
+    pub fn seal(
+        &mut self,
+        fmt: &BufferFormat,
+        reason: FlushReason,
+        now_us: i64,
+    ) -> Result<Option<SealedBatch>, BufferError> {
+        if self.records == 0 {
+            return Ok(None);
+        }
+        self.encode_pending(fmt, now_us)?;
+        let mut files = std::mem::take(&mut self.done);
+        for (name, f) in std::mem::take(&mut self.open) {
+            files.push(self.finish_file(name, f)?);
+        }
+        let batch = SealedBatch {
+            tp: self.tp.clone(),
+            offsets: OffsetRange::new(self.first_offset.expect("records > 0"), self.last_offset),
+            records: self.records,
+            files,
+            rejected: std::mem::take(&mut self.rejected),
+            event_time_us: self.event_time_us.take(),
+            reason,
+        };
+        self.reset();
+        Ok(Some(batch))
+    }
+
+    /// Drop everything buffered (revoked partition, or a lost commit race: the data will be
+    /// read again from the offset the store says comes next).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.open.clear();
+        self.done.clear();
+        self.rejected.clear();
+        self.event_time_us = None;
+        self.reset();
+    }
+
+    fn reset(&mut self) {
+        self.first_offset = None;
+        self.last_offset = -1;
+        self.records = 0;
+        self.opened_at_ms = None;
+        self.next_seq = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        Compression, FormatConfig, MetadataColumn, ParquetConfig, Statistics,
+    };
+    use crate::parquet_props::writer_properties;
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::Int64Type;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn fmt(chunk: usize, fail: bool) -> BufferFormat {
+        BufferFormat {
+            decoder: RecordDecoder::new(
+                &FormatConfig::JsonInferred,
+                &[MetadataColumn::Offset],
+                None,
+            ),
+            props: writer_properties(&ParquetConfig {
+                compression: Compression::Zstd(3),
+                row_group_rows: 1000,
+                data_page_bytes: 64 * 1024,
+                dictionary: true,
+                statistics: Statistics::Page,
+            }),
+            timezone: chrono_tz::UTC,
+            chunk_records: chunk,
+            fail_on_bad_record: fail,
+        }
+    }
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn rec(offset: i64, ts_ms: i64, value: String) -> KafkaRecord {
+        KafkaRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp_ms: Some(ts_ms),
+            key: None,
+            value: Some(Bytes::from(value)),
+            headers: vec![],
+        }
+    }
+
+    fn read_offsets(bytes: &Bytes) -> Vec<i64> {
+        let r = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .unwrap()
+            .build()
+            .unwrap();
+        r.flat_map(|b| {
+            let b = b.unwrap();
+            b.column_by_name("_offset")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+    }
+
+    #[test]
+    fn seals_files_per_time_partition_with_every_offset_once() {
+        let f = fmt(4, false);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
+        for o in 0..10 {
+            // Two hours interleaved, plus one bad record.
+            let v = if o == 7 {
+                "oops".to_string()
+            } else {
+                format!(r#"{{"n":{o}}}"#)
+            };
+            b.push(rec(o, 1_763_719_200_000 + (o % 2) * HOUR_MS, v), 1);
+            if b.chunk_full(&f) {
+                b.encode_pending(&f, 0).unwrap();
+            }
+        }
+        let sealed = b.seal(&f, FlushReason::Age, 0).unwrap().unwrap();
+        assert_eq!(sealed.offsets, OffsetRange::new(0, 9));
+        assert_eq!(sealed.records, 10);
+        assert_eq!(sealed.files.len(), 2);
+        assert_eq!(sealed.rows(), 9);
+        assert_eq!(sealed.rejected.len(), 1);
+        assert_eq!(sealed.rejected[0].record.offset, 7);
+        let mut all: Vec<i64> = sealed.files.iter().flat_map(|f| read_offsets(&f.bytes)).collect();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2, 3, 4, 5, 6, 8, 9]);
+        assert_eq!(sealed.files[0].time_partition, "dt=2025-11-21/hour=10");
+        assert_eq!(read_offsets(&sealed.files[1].bytes), vec![1, 3, 5, 9]);
+        assert!(b.is_empty());
+        assert!(b.seal(&f, FlushReason::Age, 0).unwrap().is_none());
+    }
+
+    #[test]
+    fn fail_mode_names_the_record() {
+        let f = fmt(100, true);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
+        b.push(rec(41, 0, "{}".into()), 0);
+        b.push(rec(42, 0, "{".into()), 0);
+        let err = b.seal(&f, FlushReason::Age, 0).unwrap_err().to_string();
+        assert!(err.contains("t[0] offset 42"), "{err}");
+    }
+
+    #[test]
+    fn schema_change_rotates_within_the_batch() {
+        let f = fmt(1, false);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
+        b.push(rec(0, 0, r#"{"a":1}"#.into()), 0);
+        b.encode_pending(&f, 0).unwrap();
+        b.push(rec(1, 0, r#"{"b":"x"}"#.into()), 0);
+        b.encode_pending(&f, 0).unwrap();
+        b.push(rec(2, 0, r#"{"b":"y"}"#.into()), 0);
+        let s = b.seal(&f, FlushReason::Age, 0).unwrap().unwrap();
+        assert_eq!(s.files.len(), 2);
+        assert_eq!(s.files[0].rows, 1);
+        assert_eq!(s.files[1].rows, 2);
+        assert_ne!(s.files[0].seq, s.files[1].seq);
+        assert_ne!(s.files[0].schema_fingerprint, s.files[1].schema_fingerprint);
+    }
+
+    #[test]
+    fn size_estimate_tracks_the_compressed_file() {
+        let f = fmt(1000, false);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
+        let mut o = 0;
+        // Random-ish payload so compression does not make everything tiny.
+        let mut x: u64 = 12345;
+        for _ in 0..20 {
+            for _ in 0..1000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                b.push(rec(o, 0, format!(r#"{{"n":{o},"r":"{:x}"}}"#, x)), 0);
+                o += 1;
+            }
+            b.encode_pending(&f, 0).unwrap();
+        }
+        let estimate = b.stats().largest_file_bytes as f64;
+        let s = b.seal(&f, FlushReason::Bytes, 0).unwrap().unwrap();
+        let actual = s.bytes() as f64;
+        assert!((estimate - actual).abs() / actual < 0.10, "estimate {estimate} actual {actual}");
+        let ids: Int64Array = read_offsets(&s.files[0].bytes).into();
+        assert_eq!(ids.len(), 20_000);
+    }
+}

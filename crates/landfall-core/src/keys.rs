@@ -1,0 +1,113 @@
+//! Object key layout. Every key is a pure function of what it names, so a retry or a recovering
+//! worker computes the same key as the writer before it. See `docs/commit-protocol.md`.
+//!
+//! Three families, each relative to its own prefix:
+//! - data files (under `store.url`): time-partitioned for readers; the attempt id makes each
+//!   writer's file distinct so a zombie can never overwrite a committed file.
+//! - commit records (under `marker.prefix/_commits`): ordered by partition then offset, so
+//!   recovery is a short listing; written create-only at a key derived from the first offset,
+//!   which is what fences two writers of the same range.
+//! - batch markers (under `marker.prefix/batches`): ordered by landing time, so a DAG lists
+//!   "what is new since the last key I saw".
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// `dt=YYYY-MM-DD/hour=HH` of an event time (microseconds) in the configured timezone.
+pub fn time_partition(event_time_us: i64, tz: chrono_tz::Tz) -> String {
+    let t = Utc
+        .timestamp_micros(event_time_us)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .with_timezone(&tz);
+    t.format("dt=%Y-%m-%d/hour=%H").to_string()
+}
+
+/// Start of the quarter hour containing `event_time_us`. Every timezone offset in use is a
+/// multiple of 15 minutes, so all instants of one quarter hour share a time partition: the buffer
+/// caches partition strings by this instead of formatting a date per row.
+pub fn quarter_hour_floor_us(event_time_us: i64) -> i64 {
+    const QUARTER_US: i64 = 900_000_000;
+    event_time_us.div_euclid(QUARTER_US) * QUARTER_US
+}
+
+/// Data file key below the store prefix.
+pub fn data_key(topic: &str, time_partition: &str, partition: i32, first_offset: i64, attempt: &str, seq: usize) -> String {
+    format!("{topic}/{time_partition}/{topic}+{partition}+{first_offset:020}+{attempt}-{seq}.parquet")
+}
+
+/// Directory of one partition's commit records below the marker prefix.
+pub fn commit_dir(sink: &str, topic: &str, partition: i32) -> String {
+    format!("_commits/{sink}/{topic}/{partition:05}")
+}
+
+/// Commit record key: the fence. Two writers of a batch starting at `first_offset` compute the
+/// same key and only one create succeeds.
+pub fn commit_key(sink: &str, topic: &str, partition: i32, first_offset: i64) -> String {
+    format!("{}/{first_offset:020}.json", commit_dir(sink, topic, partition))
+}
+
+/// Genesis record: where the first commit of a partition starts, chosen once, create-only, so two
+/// workers that start on an empty store agree on where the chain begins.
+pub fn genesis_key(sink: &str, topic: &str, partition: i32) -> String {
+    format!("{}/genesis.json", commit_dir(sink, topic, partition))
+}
+
+/// The first offset a commit key names, if it is a commit key.
+pub fn parse_commit_key(key: &str) -> Option<i64> {
+    let name = key.rsplit('/').next()?;
+    let digits = name.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Batch marker key below the marker prefix; sorts by landing time (UTC) within a sink's topic.
+pub fn batch_marker_key(sink: &str, topic: &str, partition: i32, first_offset: i64, landed_at_ms: i64) -> String {
+    let t = Utc
+        .timestamp_millis_opt(landed_at_ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    format!(
+        "batches/{sink}/{topic}/{}/{}_{partition:05}_{first_offset:020}.json",
+        t.format("dt=%Y-%m-%d/hour=%H"),
+        t.format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', "")
+    )
+}
+
+/// Dead-letter file key below the dead-letter prefix.
+pub fn dead_letter_key(sink: &str, topic: &str, partition: i32, first_offset: i64, attempt: &str) -> String {
+    format!("{sink}/{topic}/{partition:05}/{first_offset:020}+{attempt}.jsonl")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_keys_round_trip_and_sort_by_offset() {
+        let a = commit_key("s", "orders", 3, 99);
+        let b = commit_key("s", "orders", 3, 100);
+        assert_eq!(a, "_commits/s/orders/00003/00000000000000000099.json");
+        assert!(a < b);
+        assert_eq!(parse_commit_key(&b), Some(100));
+        assert_eq!(parse_commit_key(&genesis_key("s", "orders", 3)), None);
+    }
+
+    #[test]
+    fn marker_keys_sort_by_time() {
+        let early = batch_marker_key("s", "t", 9, 500, 1_763_719_200_000);
+        let late = batch_marker_key("s", "t", 0, 0, 1_763_719_200_001);
+        assert!(early < late);
+        assert_eq!(early, "batches/s/t/dt=2025-11-21/hour=10/20251121T100000000Z_00009_00000000000000000500.json");
+    }
+
+    #[test]
+    fn time_partitions_follow_the_timezone() {
+        let us = 1_763_719_200_000_000; // 2025-11-21T10:00:00Z
+        assert_eq!(time_partition(us, chrono_tz::UTC), "dt=2025-11-21/hour=10");
+        assert_eq!(time_partition(us, chrono_tz::Asia::Tokyo), "dt=2025-11-21/hour=19");
+        assert_eq!(quarter_hour_floor_us(us + 14 * 60 * 1_000_000), us);
+        assert_eq!(quarter_hour_floor_us(-1), -900_000_000);
+    }
+}

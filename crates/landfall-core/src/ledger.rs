@@ -1,0 +1,248 @@
+//! Offset ledger of one partition: which offsets are durable, landing, and buffered.
+//!
+//! Rules (the exactly-once promise rests on them):
+//! - A batch always starts at `durable_next`, the first offset no committed manifest covers, even
+//!   when Kafka skips offsets there (compaction, transaction markers). The commit key is derived
+//!   from that start, so two writers that believe the same thing race for the same key.
+//! - At most one batch per partition is landing at a time: batch N+1 may only commit after batch N,
+//!   or a failure of N would leave a gap behind a committed N+1.
+//! - Offsets move only over committed data: `durable_next` advances only on a successful commit.
+//! - After the store says someone else committed (a lost race), everything local is dropped and
+//!   the partition restarts from what the store says.
+
+use crate::manifest::OffsetRange;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// Buffer the record.
+    Take,
+    /// Already buffered or landed (re-delivery after a seek or a rebalance): drop it.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("a batch {0:?} is already landing; seal the next one after it commits")]
+    AlreadyLanding(OffsetRange),
+    #[error("nothing buffered to seal")]
+    Empty,
+    #[error("commit of {got:?} does not match the landing batch {expected:?}")]
+    NotLanding {
+        got: OffsetRange,
+        expected: Option<OffsetRange>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetLedger {
+    durable_next: i64,
+    accepted_next: i64,
+    last_buffered: Option<i64>,
+    landing: Option<OffsetRange>,
+}
+
+impl OffsetLedger {
+    /// A ledger that starts where the store says the partition continues.
+    pub fn new(durable_next: i64) -> Self {
+        OffsetLedger {
+            durable_next,
+            accepted_next: durable_next,
+            last_buffered: None,
+            landing: None,
+        }
+    }
+
+    pub fn durable_next(&self) -> i64 {
+        self.durable_next
+    }
+
+    pub fn landing(&self) -> Option<OffsetRange> {
+        self.landing
+    }
+
+    pub fn has_buffered(&self) -> bool {
+        self.last_buffered.is_some()
+    }
+
+    /// Decide about a delivered record.
+    pub fn accept(&mut self, offset: i64) -> Accept {
+        if offset < self.accepted_next {
+            return Accept::Duplicate;
+        }
+        self.accepted_next = offset + 1;
+        self.last_buffered = Some(offset);
+        Accept::Take
+    }
+
+    /// Turn what is buffered into the landing batch's range.
+    pub fn seal(&mut self) -> Result<OffsetRange, LedgerError> {
+        if let Some(l) = self.landing {
+            return Err(LedgerError::AlreadyLanding(l));
+        }
+        let last = self.last_buffered.take().ok_or(LedgerError::Empty)?;
+        let range = OffsetRange::new(self.durable_next, last);
+        self.landing = Some(range);
+        Ok(range)
+    }
+
+    /// The landing batch is committed (its commit record is durable).
+    pub fn committed(&mut self, range: OffsetRange) -> Result<(), LedgerError> {
+        if self.landing != Some(range) {
+            return Err(LedgerError::NotLanding {
+                got: range,
+                expected: self.landing,
+            });
+        }
+        self.landing = None;
+        self.durable_next = range.next;
+        Ok(())
+    }
+
+    /// The store holds a different truth (lost race, recovery): restart from `next`.
+    /// The caller drops its buffer and seeks the consumer to `next`.
+    pub fn reset(&mut self, next: i64) {
+        *self = OffsetLedger::new(next);
+    }
+}
+
+/// Metadata stored with the group's committed offset: the first offset of the commit record that
+/// ends just before the committed offset. With it, recovery reads that one record and lists only
+/// what came after it, so recovery time does not grow with the number of commits ever written.
+pub fn encode_hint(commit_first: i64) -> String {
+    format!("landfall:v1:{commit_first}")
+}
+
+pub fn decode_hint(metadata: &str) -> Option<i64> {
+    metadata.strip_prefix("landfall:v1:")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn batches_start_at_durable_next_even_over_skipped_offsets() {
+        let mut l = OffsetLedger::new(10);
+        assert_eq!(l.accept(12), Accept::Take); // 10 and 11 were compacted away
+        assert_eq!(l.accept(12), Accept::Duplicate);
+        let r = l.seal().unwrap();
+        assert_eq!(r, OffsetRange::new(10, 12));
+        assert_eq!(l.accept(13), Accept::Take);
+        assert_eq!(l.seal(), Err(LedgerError::AlreadyLanding(r)));
+        l.committed(r).unwrap();
+        assert_eq!(l.durable_next(), 13);
+        assert_eq!(l.seal().unwrap(), OffsetRange::new(13, 13));
+    }
+
+    #[test]
+    fn hints_round_trip() {
+        assert_eq!(decode_hint(&encode_hint(42)), Some(42));
+        assert_eq!(decode_hint("something else"), None);
+    }
+
+    // ---- A model of the whole commit protocol -------------------------------------------------
+    //
+    // Several writers share one partition and one create-only store of commit records. Each writer
+    // recovers from the store (latest record), reads the log from there, seals batches and commits
+    // them at the key of their first offset. Operations interleave arbitrarily: writers stall
+    // (zombies), crash (lose everything local) and restart. Whatever happens, the committed records
+    // must tile the log: no overlap, no gap, from the genesis offset on.
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Deliver(usize, u8),
+        Seal(usize),
+        Commit(usize),
+        Crash(usize),
+    }
+
+    struct Writer {
+        ledger: OffsetLedger,
+        read_pos: i64,
+        landing: Option<OffsetRange>,
+        alive: bool,
+    }
+
+    fn recover(store: &BTreeMap<i64, OffsetRange>, genesis: i64) -> i64 {
+        store.values().next_back().map_or(genesis, |r| r.next)
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3usize, 1..5u8).prop_map(|(w, n)| Op::Deliver(w, n)),
+            2 => (0..3usize).prop_map(Op::Seal),
+            2 => (0..3usize).prop_map(Op::Commit),
+            1 => (0..3usize).prop_map(Op::Crash),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn commits_tile_the_log_whatever_the_interleaving(
+            ops in prop::collection::vec(op(), 1..200),
+            skips in prop::collection::btree_set(0i64..400, 0..40),
+        ) {
+            const GENESIS: i64 = 0;
+            const LOG_END: i64 = 400;
+            // The log: offsets 0..400 minus compacted ones.
+            let log: Vec<i64> = (0..LOG_END).filter(|o| !skips.contains(o)).collect();
+            let mut store: BTreeMap<i64, OffsetRange> = BTreeMap::new();
+            let mut writers: Vec<Writer> = (0..3)
+                .map(|_| Writer { ledger: OffsetLedger::new(GENESIS), read_pos: GENESIS, landing: None, alive: false })
+                .collect();
+            for op in ops {
+                match op {
+                    Op::Deliver(w, n) => {
+                        let wr = &mut writers[w];
+                        if !wr.alive {
+                            let next = recover(&store, GENESIS);
+                            *wr = Writer { ledger: OffsetLedger::new(next), read_pos: next, landing: None, alive: true };
+                        }
+                        for _ in 0..n {
+                            let Some(&o) = log.iter().find(|&&o| o >= wr.read_pos) else { break };
+                            wr.read_pos = o + 1;
+                            let _ = wr.ledger.accept(o);
+                        }
+                    }
+                    Op::Seal(w) => {
+                        let wr = &mut writers[w];
+                        if wr.alive && wr.landing.is_none() {
+                            wr.landing = wr.ledger.seal().ok();
+                        }
+                    }
+                    Op::Commit(w) => {
+                        let wr = &mut writers[w];
+                        if let Some(r) = wr.landing.take() {
+                            // Create-only put at the key of the first offset.
+                            if let std::collections::btree_map::Entry::Vacant(e) = store.entry(r.first) {
+                                e.insert(r);
+                                wr.ledger.committed(r).unwrap();
+                            } else {
+                                // Lost the race: re-read the truth and seek there.
+                                let next = recover(&store, GENESIS);
+                                wr.ledger.reset(next);
+                                wr.read_pos = next;
+                            }
+                        }
+                    }
+                    Op::Crash(w) => writers[w].alive = false,
+                }
+            }
+            // The committed records tile [GENESIS, end) without gaps or overlaps.
+            let mut expect = GENESIS;
+            for (first, r) in &store {
+                prop_assert_eq!(*first, r.first);
+                prop_assert_eq!(r.first, expect, "gap or overlap at {}", expect);
+                prop_assert!(r.last >= r.first);
+                expect = r.next;
+            }
+            // Every log offset below the end of the chain is covered exactly once.
+            let covered = log.iter().filter(|&&o| o < expect).count();
+            let by_ranges: usize = store.values().map(|r| log.iter().filter(|&&o| o >= r.first && o <= r.last).count()).sum();
+            prop_assert_eq!(covered, by_ranges);
+        }
+    }
+}
