@@ -1,0 +1,142 @@
+//! Recovery on partition assignment (invariant 3: the object store is the source of truth).
+//!
+//! The group's committed offset is only a hint: it carries the first offset of the commit record
+//! it was derived from, so recovery reads that record and lists only the records after it. Cost is
+//! one GET plus one short listing, however many commits the partition has had.
+
+use bytes::Bytes;
+use landfall_core::keys::{commit_dir, commit_key, genesis_key, parse_commit_key};
+use landfall_core::manifest::{Genesis, Manifest, FORMAT_VERSION};
+
+use crate::backend::Location;
+use crate::commit::{publish_marker, read_manifest};
+use crate::error::StoreError;
+use crate::io::{self, Created};
+
+/// The group's committed offset for a partition and the commit record it points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    pub committed_offset: i64,
+    pub commit_first: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// The offset the partition continues from.
+    pub next: i64,
+    /// The latest commit record, if any.
+    pub tip: Option<Manifest>,
+    /// Commit records listed to find the tip (stays small with a good hint).
+    pub listed: usize,
+    /// How the tip was found, for logs: "hint", "hint+listing", "listing", "genesis".
+    pub via: &'static str,
+}
+
+/// Find where a partition continues. `initial_offset` is used only when the partition has never
+/// been committed: it becomes the genesis record every later worker agrees on.
+pub async fn recover_partition(
+    markers: &Location,
+    sink: &str,
+    topic: &str,
+    partition: i32,
+    hint: Option<Hint>,
+    initial_offset: i64,
+    writer_id: &str,
+    now_rfc3339: &str,
+) -> Result<Recovered, StoreError> {
+    let dir = commit_dir(sink, topic, partition);
+    if let Some(h) = hint {
+        let after = io::list(markers, &dir, Some(&commit_key(sink, topic, partition, h.commit_first))).await?;
+        let later = after.iter().filter_map(|l| parse_commit_key(l.path.as_ref())).max();
+        let tip_first = later.unwrap_or(h.commit_first);
+        if let Some(tip) = read_manifest(markers, &commit_key(sink, topic, partition, tip_first)).await? {
+            if later.is_some() || tip.offsets.next == h.committed_offset {
+                ensure_marker(markers, &tip).await?;
+                return Ok(Recovered {
+                    next: tip.offsets.next,
+                    tip: Some(tip),
+                    listed: after.len(),
+                    via: if later.is_some() { "hint+listing" } else { "hint" },
+                });
+            }
+        }
+        // The hint does not match the store (another deployment's offsets, a wiped bucket):
+        // fall back to a full listing.
+    }
+    let all = io::list(markers, &dir, None).await?;
+    let tip_first = all.iter().filter_map(|l| parse_commit_key(l.path.as_ref())).max();
+    if let Some(first) = tip_first {
+        let tip = read_manifest(markers, &commit_key(sink, topic, partition, first))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                url: markers.url_of(&markers.path(&commit_key(sink, topic, partition, first))),
+                message: "listed commit record vanished".into(),
+            })?;
+        ensure_marker(markers, &tip).await?;
+        return Ok(Recovered {
+            next: tip.offsets.next,
+            tip: Some(tip),
+            listed: all.len(),
+            via: "listing",
+        });
+    }
+    let genesis = ensure_genesis(markers, sink, topic, partition, initial_offset, writer_id, now_rfc3339).await?;
+    Ok(Recovered {
+        next: genesis.first_offset,
+        tip: None,
+        listed: all.len(),
+        via: "genesis",
+    })
+}
+
+/// A crash between the commit record and the batch marker leaves the tip without its marker;
+/// only the tip can be in that state, since the next batch is landed only after the marker.
+async fn ensure_marker(markers: &Location, tip: &Manifest) -> Result<(), StoreError> {
+    let key = markers.key_of_url(&tip.marker_url).ok_or_else(|| StoreError::Corrupt {
+        url: tip.commit_url.clone(),
+        message: format!("marker_url {} is outside the marker prefix", tip.marker_url),
+    })?;
+    if !io::exists(markers, &key).await? {
+        publish_marker(markers, &key, tip).await?;
+    }
+    Ok(())
+}
+
+async fn ensure_genesis(
+    markers: &Location,
+    sink: &str,
+    topic: &str,
+    partition: i32,
+    initial_offset: i64,
+    writer_id: &str,
+    now_rfc3339: &str,
+) -> Result<Genesis, StoreError> {
+    let key = genesis_key(sink, topic, partition);
+    let parse = |b: Bytes| {
+        serde_json::from_slice::<Genesis>(&b).map_err(|e| StoreError::Corrupt {
+            url: markers.url_of(&markers.path(&key)),
+            message: format!("not a genesis record: {e}"),
+        })
+    };
+    if let Some(b) = io::get(markers, &key).await? {
+        return parse(b);
+    }
+    let g = Genesis {
+        format_version: FORMAT_VERSION,
+        sink: sink.into(),
+        topic: topic.into(),
+        partition,
+        first_offset: initial_offset,
+        writer_id: writer_id.into(),
+        created_at: now_rfc3339.into(),
+    };
+    let bytes = Bytes::from(serde_json::to_vec_pretty(&g).expect("serializes"));
+    match io::create(markers, &key, bytes).await? {
+        Created::Yes => Ok(g),
+        // Another worker chose first; its choice wins.
+        Created::AlreadyExists => parse(io::get(markers, &key).await?.ok_or_else(|| StoreError::Corrupt {
+            url: markers.url_of(&markers.path(&key)),
+            message: "genesis record exists but cannot be read".into(),
+        })?),
+    }
+}
