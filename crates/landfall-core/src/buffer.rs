@@ -15,7 +15,6 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
-use sha2::{Digest, Sha256};
 
 use crate::decode::{conform, RecordDecoder, Rejected};
 use crate::flush::{BufferStats, FlushReason};
@@ -333,7 +332,7 @@ impl PartitionBuffer {
         Ok(EncodedFile {
             time_partition: name,
             seq,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: crate::manifest::sha256_hex(&bytes),
             bytes: Bytes::from(bytes),
             rows: f.rows,
             min_offset: f.min_offset,

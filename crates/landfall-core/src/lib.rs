@@ -14,6 +14,7 @@
 
 pub mod buffer;
 pub mod config;
+pub mod coverage;
 pub mod decode;
 pub mod flush;
 pub mod keys;

@@ -92,6 +92,12 @@ pub struct Genesis {
     pub created_at: String,
 }
 
+/// Hex SHA-256 of a file's bytes, as manifests list it (`hashlib.sha256(data).hexdigest()`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Format microseconds since the epoch as RFC 3339 UTC.
 pub fn rfc3339_us(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)

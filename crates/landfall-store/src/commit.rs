@@ -9,8 +9,8 @@ use crate::io::{self, Created};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
-    /// Our commit record is durable.
-    Committed,
+    /// Our commit record is durable; this is it (on a retry, the record of the first try).
+    Committed(Box<Manifest>),
     /// Another writer committed this range first; here is what it wrote.
     Lost(Box<Manifest>),
 }
@@ -23,7 +23,7 @@ pub async fn commit_record(
     manifest: &Manifest,
 ) -> Result<CommitOutcome, StoreError> {
     match io::create(markers, commit_key, Bytes::from(manifest.to_json())).await? {
-        Created::Yes => Ok(CommitOutcome::Committed),
+        Created::Yes => Ok(CommitOutcome::Committed(Box::new(manifest.clone()))),
         Created::AlreadyExists => {
             let existing = read_manifest(markers, commit_key).await?.ok_or_else(|| {
                 StoreError::Corrupt {
@@ -32,7 +32,7 @@ pub async fn commit_record(
                 }
             })?;
             if existing.attempt_id == manifest.attempt_id {
-                Ok(CommitOutcome::Committed)
+                Ok(CommitOutcome::Committed(Box::new(existing)))
             } else {
                 Ok(CommitOutcome::Lost(Box::new(existing)))
             }

@@ -140,3 +140,21 @@ pub async fn delete(loc: &Location, path: &Path) -> Result<(), StoreError> {
         Err(e) => Err(StoreError::object("delete", loc.url_of(path), e)),
     }
 }
+
+/// Check a location at start-up, with the sink's own credentials: it can be listed, written and
+/// deleted, and it honours create-only writes (the fencing depends on it). One clear error beats a
+/// sink that fails on its first flush minutes later.
+pub async fn preflight(loc: &Location, probe_name: &str) -> Result<(), StoreError> {
+    let key = format!("_landfall_probe/{probe_name}");
+    list(loc, "_landfall_probe", None).await?;
+    let first = create(loc, &key, Bytes::from_static(b"probe")).await?;
+    let second = create(loc, &key, Bytes::from_static(b"probe")).await;
+    delete(loc, &loc.path(&key)).await?;
+    match (first, second?) {
+        (Created::Yes, Created::AlreadyExists) => Ok(()),
+        _ => Err(StoreError::Open {
+            url: loc.display(),
+            message: "the store does not honour create-only writes (S3 If-None-Match / GCS ifGenerationMatch=0); Landfall's commit fencing needs them".into(),
+        }),
+    }
+}

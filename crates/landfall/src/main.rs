@@ -1,0 +1,365 @@
+//! `landfall`: the command line. Wiring, signals and exit codes only; anyhow lives here and
+//! nowhere else.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use landfall_core::config::{config_files_in, SinkConfig, TopicSelection};
+use landfall_core::coverage::analyze;
+use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
+use landfall_store::{io, scan, Location, OpenOptions};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "landfall", version, about = "Land Kafka topics as Parquet files with completion markers, exactly once")]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text", env = "LANDFALL_LOG_FORMAT")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Configs {
+    /// A sink config file (repeatable).
+    #[arg(long = "config", short = 'c')]
+    files: Vec<PathBuf>,
+    /// A directory whose every `*.toml` is a sink config.
+    #[arg(long = "config-dir")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run sinks until SIGTERM/SIGINT, then land what is buffered and exit.
+    Run {
+        #[command(flatten)]
+        configs: Configs,
+        /// Address for /metrics and /healthz.
+        #[arg(long, env = "LANDFALL_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+        metrics_addr: SocketAddr,
+        /// Writer id recorded in manifests (default: hostname-pid-random).
+        #[arg(long, env = "LANDFALL_WRITER_ID")]
+        writer_id: Option<String>,
+    },
+    /// Check configs and report every problem with file, line and a hint.
+    Validate {
+        #[command(flatten)]
+        configs: Configs,
+    },
+    /// Report, per partition, the offsets the committed markers cover; exit 1 on an overlap or an
+    /// unexplained gap.
+    Verify {
+        #[command(flatten)]
+        configs: Configs,
+        /// Also check that every listed file exists with the listed size.
+        #[arg(long)]
+        check_files: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find data files no marker lists (crash between upload and commit, refused zombies).
+    Gc {
+        #[command(flatten)]
+        configs: Configs,
+        /// Only files older than this are orphans; younger ones may be landing right now.
+        #[arg(long, default_value_t = 3600)]
+        min_age_secs: u64,
+        /// Delete them (default is a dry run that lists them).
+        #[arg(long)]
+        delete: bool,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// Load every config; all problems of all files are reported before giving up.
+fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
+    let mut files = configs.files.clone();
+    if let Some(dir) = &configs.dir {
+        match config_files_in(dir) {
+            Ok(f) => files.extend(f),
+            Err(e) => return Err(vec![format!("{}: cannot read the directory: {e}", dir.display())]),
+        }
+    }
+    if files.is_empty() {
+        return Err(vec!["no sink config given: use --config FILE or --config-dir DIR".into()]);
+    }
+    let mut sinks = Vec::new();
+    let mut problems = Vec::new();
+    for f in &files {
+        match SinkConfig::load(f) {
+            Ok(c) => sinks.push(c),
+            Err(e) => problems.extend(e.0.iter().map(|p| p.to_string())),
+        }
+    }
+    let mut names = HashSet::new();
+    for s in &sinks {
+        if !names.insert(s.name.clone()) {
+            problems.push(format!("{}: sink name `{}` is used by another config too", s.source.display(), s.name));
+        }
+    }
+    if problems.is_empty() {
+        Ok(sinks)
+    } else {
+        Err(problems)
+    }
+}
+
+fn open(url: &landfall_core::config::StoreConfig) -> OpenOptions {
+    OpenOptions {
+        options: url.options.clone(),
+        max_retries: url.max_retries,
+        request_timeout: Duration::from_millis(url.request_timeout_ms),
+    }
+}
+
+/// Open the sink's three locations.
+fn stores(cfg: &SinkConfig) -> Result<SinkStores> {
+    let data_opts = open(&cfg.store);
+    let mut marker_opts = data_opts.clone();
+    if !cfg.marker.options.is_empty() {
+        marker_opts.options = cfg.marker.options.clone();
+    }
+    let data = Location::open(&cfg.store.url, &data_opts)?;
+    let markers = Location::open(&cfg.marker.prefix, &marker_opts)?;
+    let dead_letters = if cfg.errors.dead_letter_url.scheme() == cfg.marker.prefix.scheme()
+        && cfg.errors.dead_letter_url.host_str() == cfg.marker.prefix.host_str()
+    {
+        Location::open(&cfg.errors.dead_letter_url, &marker_opts)?
+    } else {
+        Location::open(&cfg.errors.dead_letter_url, &data_opts)?
+    };
+    Ok(SinkStores { data, markers, dead_letters })
+}
+
+fn writer_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &rand[..6])
+}
+
+async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>) -> Result<()> {
+    let sinks = load(&configs).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    let writer = writer.unwrap_or_else(writer_id);
+    let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+
+    // Open and probe every store before joining any group: wrong credentials or a missing bucket
+    // end here with one line, before anything is consumed.
+    let mut contexts = Vec::new();
+    for cfg in sinks {
+        let st = stores(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
+        for loc in [&st.data, &st.markers] {
+            io::preflight(loc, &writer)
+                .await
+                .map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?;
+        }
+        contexts.push(SinkContext { config: cfg, stores: st, metrics: metrics.clone(), writer_id: writer.clone() });
+    }
+
+    let http = tokio::spawn(landfall_runtime::http::serve(metrics_addr, metrics.clone(), shutdown.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for ctx in contexts {
+        let token = shutdown.clone();
+        let name = ctx.config.name.clone();
+        tasks.spawn(async move { (name, run_sink(ctx, token).await) });
+    }
+    let signals = {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+                _ = token.cancelled() => {}
+            }
+            token.cancel();
+        })
+    };
+    let mut failed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.context("sink task panicked")?;
+        if let Err(e) = result {
+            error!(sink = %name, "{e}");
+            failed.push(e.to_string());
+            // One sink failing stops the process: the orchestrator restarts it whole, and a
+            // half-running process hides the failure.
+            shutdown.cancel();
+        }
+    }
+    shutdown.cancel();
+    let _ = signals.await;
+    if let Ok(Err(e)) = http.await {
+        error!("metrics endpoint: {e}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!(failed.join("\n"))
+    }
+}
+
+async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool> {
+    let sinks = load(&configs).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    let mut clean = true;
+    let mut report = Vec::new();
+    for cfg in sinks {
+        let st = stores(&cfg)?;
+        let (manifests, genesis) = scan::load_commits(&st.markers, &cfg.name).await?;
+        let mut by_partition: BTreeMap<(String, i32), Vec<landfall_core::manifest::OffsetRange>> = BTreeMap::new();
+        let mut rows: BTreeMap<(String, i32), (u64, u64)> = BTreeMap::new();
+        for m in &manifests {
+            by_partition.entry((m.topic.clone(), m.partition)).or_default().push(m.offsets);
+            let e = rows.entry((m.topic.clone(), m.partition)).or_default();
+            e.0 += m.rows;
+            e.1 += m.dead_lettered;
+        }
+        let topics: Vec<String> = match &cfg.topics {
+            TopicSelection::Names(n) => n.clone(),
+            TopicSelection::Regex(_) => by_partition.keys().map(|(t, _)| t.clone()).collect::<HashSet<_>>().into_iter().collect(),
+        };
+        let kafka = cfg.kafka.clone();
+        let watermarks = tokio::task::spawn_blocking(move || landfall_kafka::watermarks(&kafka, &topics)).await??;
+        let mut keys: Vec<(String, i32)> = watermarks.keys().cloned().collect();
+        for k in by_partition.keys() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys.sort();
+        for key in keys {
+            let g = genesis.iter().find(|g| g.topic == key.0 && g.partition == key.1).map(|g| g.first_offset);
+            let cov = analyze(g, by_partition.get(&key).map(Vec::as_slice).unwrap_or(&[]));
+            let (low, high) = watermarks.get(&key).copied().unwrap_or((0, 0));
+            // A gap wholly below the topic's earliest offset is explained by retention.
+            let unexplained: Vec<(i64, i64)> = cov.gaps.iter().copied().filter(|&(_, b)| b >= low).collect();
+            let ok = cov.overlaps.is_empty() && unexplained.is_empty();
+            clean &= ok;
+            let (r, d) = rows.get(&key).copied().unwrap_or((0, 0));
+            let pending = cov.next.map(|n| (high - n).max(0));
+            if json {
+                report.push(serde_json::json!({
+                    "sink": cfg.name, "topic": key.0, "partition": key.1, "ok": ok,
+                    "commits": cov.commits, "covered_from": cov.start, "covered_to_next": cov.next,
+                    "gaps": cov.gaps, "unexplained_gaps": unexplained, "overlaps": cov.overlaps,
+                    "rows": r, "dead_lettered": d, "topic_earliest": low, "topic_latest": high,
+                    "not_yet_landed": pending,
+                }));
+            } else {
+                println!(
+                    "{} {}[{}]: commits={} covered=[{}, {}) rows={} dead_lettered={} topic=[{}, {}) not_yet_landed={} gaps={:?} overlaps={:?}",
+                    if ok { "OK  " } else { "FAIL" },
+                    key.0, key.1, cov.commits,
+                    cov.start.map_or("-".into(), |v| v.to_string()),
+                    cov.next.map_or("-".into(), |v| v.to_string()),
+                    r, d, low, high,
+                    pending.map_or("-".into(), |v| v.to_string()),
+                    cov.gaps, cov.overlaps,
+                );
+            }
+        }
+        if check_files {
+            for problem in scan::missing_files(&st.data, &manifests).await? {
+                clean = false;
+                if !json {
+                    println!("FAIL missing file: {problem}");
+                } else {
+                    report.push(serde_json::json!({"sink": cfg.name, "missing_file": problem}));
+                }
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(clean)
+}
+
+async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
+    let sinks = load(&configs).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(min_age_secs as i64);
+    for cfg in sinks {
+        let st = stores(&cfg)?;
+        let (manifests, _) = scan::load_commits(&st.markers, &cfg.name).await?;
+        let listed: HashSet<String> = manifests
+            .iter()
+            .flat_map(|m| m.files.iter().chain(&m.dead_letter_files))
+            .map(|f| f.url.clone())
+            .collect();
+        let mut dirs: Vec<String> = manifests.iter().map(|m| m.topic.clone()).collect::<HashSet<_>>().into_iter().collect();
+        if let TopicSelection::Names(n) = &cfg.topics {
+            dirs.extend(n.iter().cloned());
+        }
+        dirs.sort();
+        dirs.dedup();
+        let orphans = scan::orphans(&st.data, &dirs, &listed, cutoff).await?;
+        let dl = scan::orphans(&st.dead_letters, &[cfg.name.clone()], &listed, cutoff).await?;
+        for (loc, list) in [(&st.data, orphans), (&st.dead_letters, dl)] {
+            for o in list {
+                println!("{} {} ({} bytes, {})", if delete { "deleting" } else { "orphan" }, loc.url_of(&o.path), o.size, o.last_modified);
+                if delete {
+                    io::delete(loc, &o.path).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result: Result<bool> = rt.block_on(async move {
+        match cli.command {
+            Command::Run { configs, metrics_addr, writer_id } => run(configs, metrics_addr, writer_id).await.map(|_| true),
+            Command::Validate { configs } => match load(&configs) {
+                Ok(sinks) => {
+                    for s in sinks {
+                        println!("{}: ok (sink `{}`)", s.source.display(), s.name);
+                    }
+                    Ok(true)
+                }
+                Err(problems) => {
+                    for p in &problems {
+                        println!("{p}");
+                    }
+                    Ok(false)
+                }
+            },
+            Command::Verify { configs, check_files, json } => verify(configs, check_files, json).await,
+            Command::Gc { configs, min_age_secs, delete } => gc(configs, min_age_secs, delete).await.map(|_| true),
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
