@@ -247,7 +247,7 @@ gcs_unavailable() {
     if [[ "${LANDFALL_REQUIRE_GCS:-0}" == 1 ]]; then
         landfall_die "gcs: $1 (LANDFALL_REQUIRE_GCS=1)"
     fi
-    landfall_warn "gcs: $1 — skipping the GCS stand-in; GOOGLE_STORAGE_EMULATOR will not be exported"
+    landfall_warn "gcs: $1 — skipping the GCS stand-in; GOOGLE_BASE_URL will not be exported"
 }
 
 # ----------------------------------------------------------------------- main
@@ -268,7 +268,9 @@ landfall_log "stack ready in $((SECONDS - start))s (state and logs in $DEV)"
     landfall_emit_export AWS_SECRET_ACCESS_KEY test
     landfall_emit_export AWS_REGION us-east-1
     if [[ $GCS_RUNNING == 1 ]]; then
-        landfall_emit_export GOOGLE_STORAGE_EMULATOR "http://$HOST:$GCS_PORT"
+        landfall_emit_export GOOGLE_BASE_URL "http://$HOST:$GCS_PORT"
+        # The fixture accepts any bearer token; object_store needs one to skip the metadata server.
+        landfall_emit_export GOOGLE_BEARER_TOKEN "landfall-dev"
     fi
     landfall_emit_export TANSU_BIN "$TANSU_BIN"
     landfall_emit_export LANDFALL_PYTHON "$LANDFALL_PYTHON"

@@ -10,7 +10,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::error::StoreError;
 
@@ -57,9 +57,10 @@ impl Location {
             max_retries: opts.max_retries as usize,
             retry_timeout: Duration::from_secs(120),
         };
-        let client = ClientOptions::new()
-            .with_timeout(opts.request_timeout)
-            .with_connect_timeout(Duration::from_secs(5));
+        // Timeouts go in as config keys: `with_client_options` would replace the client options
+        // `from_env` read (AWS_ALLOW_HTTP, proxies, ...).
+        let timeout = format!("{}ms", opts.request_timeout.as_millis().max(1));
+        let connect_timeout = "5s".to_string();
         let bucket = url.host_str().unwrap_or_default().to_string();
         let prefix = url.path().trim_matches('/').to_string();
         let (store, base_url): (Arc<dyn ObjectStore>, String) = match url.scheme() {
@@ -67,7 +68,8 @@ impl Location {
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
                     .with_retry(retry)
-                    .with_client_options(client);
+                    .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), &timeout)
+                    .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), &connect_timeout);
                 let mut has_static_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
                 for (k, v) in &opts.options {
                     let key = AmazonS3ConfigKey::from_str(k).map_err(|_| {
@@ -106,7 +108,8 @@ impl Location {
                 let mut b = GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(&bucket)
                     .with_retry(retry)
-                    .with_client_options(client);
+                    .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), &timeout)
+                    .with_config(GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout), &connect_timeout);
                 for (k, v) in &opts.options {
                     let key = GoogleConfigKey::from_str(k).map_err(|_| {
                         open_err(format!("unknown GCS option `{k}` (see docs/configuration.md)"))
