@@ -253,12 +253,19 @@ impl PartitionBuffer {
             } else {
                 let idx = UInt32Array::from(rows.clone());
                 let b = take_record_batch(&decoded.batch, &idx).map_err(|e| self.parquet_err(e))?;
-                (b, rows.iter().map(|&r| decoded.offsets[r as usize]).collect())
+                (
+                    b,
+                    rows.iter().map(|&r| decoded.offsets[r as usize]).collect(),
+                )
             };
             self.write_rows(fmt, name, batch, &offsets)?;
         }
 
-        let after: u64 = self.open.values().map(OpenFile::estimated_bytes).sum::<u64>()
+        let after: u64 = self
+            .open
+            .values()
+            .map(OpenFile::estimated_bytes)
+            .sum::<u64>()
             + self.done.iter().map(|f| f.bytes.len() as u64).sum::<u64>()
             - done_before;
         if raw_bytes > 0 && after > before {
@@ -393,9 +400,7 @@ impl PartitionBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{
-        Compression, FormatConfig, MetadataColumn, ParquetConfig, Statistics,
-    };
+    use crate::config::{Compression, FormatConfig, MetadataColumn, ParquetConfig, Statistics};
     use crate::parquet_props::writer_properties;
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int64Type;
@@ -474,7 +479,11 @@ mod tests {
         assert_eq!(sealed.rows(), 9);
         assert_eq!(sealed.rejected.len(), 1);
         assert_eq!(sealed.rejected[0].record.offset, 7);
-        let mut all: Vec<i64> = sealed.files.iter().flat_map(|f| read_offsets(&f.bytes)).collect();
+        let mut all: Vec<i64> = sealed
+            .files
+            .iter()
+            .flat_map(|f| read_offsets(&f.bytes))
+            .collect();
         all.sort();
         assert_eq!(all, vec![0, 1, 2, 3, 4, 5, 6, 8, 9]);
         assert_eq!(sealed.files[0].time_partition, "dt=2025-11-21/hour=10");
@@ -519,7 +528,9 @@ mod tests {
         let mut x: u64 = 12345;
         for _ in 0..20 {
             for _ in 0..1000 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 b.push(rec(o, 0, format!(r#"{{"n":{o},"r":"{:x}"}}"#, x)), 0);
                 o += 1;
             }
@@ -528,7 +539,10 @@ mod tests {
         let estimate = b.stats().largest_file_bytes as f64;
         let s = b.seal(&f, FlushReason::Bytes, 0).unwrap().unwrap();
         let actual = s.bytes() as f64;
-        assert!((estimate - actual).abs() / actual < 0.10, "estimate {estimate} actual {actual}");
+        assert!(
+            (estimate - actual).abs() / actual < 0.10,
+            "estimate {estimate} actual {actual}"
+        );
         let ids: Int64Array = read_offsets(&s.files[0].bytes).into();
         assert_eq!(ids.len(), 20_000);
     }

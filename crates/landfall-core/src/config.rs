@@ -559,7 +559,10 @@ pub fn substitute_env(
                             line: Some(lineno + 1),
                             key: String::new(),
                             message: format!("`${{{name}}}` is not a valid variable reference"),
-                            hint: Some("names are letters, digits and `_`; write `$${` for a literal `${`".into()),
+                            hint: Some(
+                                "names are letters, digits and `_`; write `$${` for a literal `${`"
+                                    .into(),
+                            ),
                         }),
                     }
                     rest = &after[end + 1..];
@@ -870,8 +873,17 @@ fn validate(raw: RawSink, source: &str, file: &Path) -> Result<SinkConfig, Confi
                 );
             }
             for f in fields {
-                if f.name.starts_with('_') && MetadataColumn::ALL.iter().any(|c| c.column_name() == f.name) {
-                    p.add("format", "fields", format!("field `{}` clashes with a metadata column", f.name), None);
+                if f.name.starts_with('_')
+                    && MetadataColumn::ALL
+                        .iter()
+                        .any(|c| c.column_name() == f.name)
+                {
+                    p.add(
+                        "format",
+                        "fields",
+                        format!("field `{}` clashes with a metadata column", f.name),
+                        None,
+                    );
                 }
                 if declared.iter().any(|d: &DeclaredField| d.name == f.name) {
                     p.add(
@@ -982,7 +994,12 @@ fn validate(raw: RawSink, source: &str, file: &Path) -> Result<SinkConfig, Confi
         "gzip" => {
             let l = level.unwrap_or(6);
             if !(0..=9).contains(&l) {
-                p.add("parquet", "compression_level", "gzip levels are 0..=9", None);
+                p.add(
+                    "parquet",
+                    "compression_level",
+                    "gzip levels are 0..=9",
+                    None,
+                );
             }
             Compression::Gzip(l.clamp(0, 9) as u32)
         }
@@ -1213,27 +1230,35 @@ prefix = "s3://lake/_landfall"
         assert_eq!(c.kafka.group_id, "landfall-orders");
         assert_eq!(c.flush.max_file_bytes, 128 * 1024 * 1024);
         assert_eq!(c.parquet.compression, Compression::Zstd(3));
-        assert_eq!(c.errors.dead_letter_url.as_str(), "s3://lake/_landfall/_dead_letter");
+        assert_eq!(
+            c.errors.dead_letter_url.as_str(),
+            "s3://lake/_landfall/_dead_letter"
+        );
         assert!(matches!(c.format, FormatConfig::JsonDeclared(ref f) if f.len() == 3));
     }
 
     #[test]
     fn unknown_key_names_the_line() {
-        let text = GOOD.replace("[flush]", "").replace(
-            "[store]\n",
-            "[store]\nbucket_name = \"x\"\n",
-        );
+        let text = GOOD
+            .replace("[flush]", "")
+            .replace("[store]\n", "[store]\nbucket_name = \"x\"\n");
         let err = parse(&text).unwrap_err();
         let p = &err.0[0];
         assert!(p.message.contains("unknown field `bucket_name`"), "{p}");
-        assert_eq!(p.line, Some(line_of(&text, "store", "bucket_name").unwrap()));
+        assert_eq!(
+            p.line,
+            Some(line_of(&text, "store", "bucket_name").unwrap())
+        );
     }
 
     #[test]
     fn every_semantic_problem_is_reported() {
         let text = GOOD
             .replace("\"s3://lake/raw\"", "\"ftp://lake/raw\"")
-            .replace("[partitioning]\nevent_time_field = \"ts\"", "[partitioning]\nevent_time_field = \"id\"\ntimezone = \"Mars/Base\"")
+            .replace(
+                "[partitioning]\nevent_time_field = \"ts\"",
+                "[partitioning]\nevent_time_field = \"id\"\ntimezone = \"Mars/Base\"",
+            )
             + "\n[flush]\nmax_records = 0\n";
         let err = parse(&text).unwrap_err();
         let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();

@@ -90,7 +90,10 @@ impl RecordDecoder {
             Kind::Raw => Ok(decode_raw(records)),
         }
         .map_err(|message| DecodeError {
-            topic: records.first().map(|r| r.topic.to_string()).unwrap_or_default(),
+            topic: records
+                .first()
+                .map(|r| r.topic.to_string())
+                .unwrap_or_default(),
             partition: records.first().map_or(-1, |r| r.partition),
             first: records.first().map_or(-1, |r| r.offset),
             last: records.last().map_or(-1, |r| r.offset),
@@ -240,8 +243,9 @@ fn decode_inferred(records: &[KafkaRecord]) -> PayloadResult {
             let mut keep_values = Vec::new();
             let mut keep_idx = Vec::new();
             for (v, i) in values.into_iter().zip(accepted) {
-                let merged = arrow_json::reader::infer_json_schema_from_iterator(std::iter::once(Ok(&v)))
-                    .and_then(|s| Schema::try_merge([schema.clone(), s]));
+                let merged =
+                    arrow_json::reader::infer_json_schema_from_iterator(std::iter::once(Ok(&v)))
+                        .and_then(|s| Schema::try_merge([schema.clone(), s]));
                 match merged {
                     Ok(m) => {
                         schema = m;
@@ -337,15 +341,16 @@ fn metadata_array(c: MetadataColumn, kept: &[&KafkaRecord]) -> ArrayRef {
         MetadataColumn::Topic => Arc::new(StringArray::from_iter_values(
             kept.iter().map(|r| r.topic.as_ref()),
         )),
-        MetadataColumn::Partition => {
-            Arc::new(Int32Array::from_iter_values(kept.iter().map(|r| r.partition)))
-        }
+        MetadataColumn::Partition => Arc::new(Int32Array::from_iter_values(
+            kept.iter().map(|r| r.partition),
+        )),
         MetadataColumn::Offset => {
             Arc::new(Int64Array::from_iter_values(kept.iter().map(|r| r.offset)))
         }
         MetadataColumn::Timestamp => Arc::new(
             TimestampMicrosecondArray::from_iter(
-                kept.iter().map(|r| r.timestamp_ms.filter(|&t| t >= 0).map(|t| t * 1000)),
+                kept.iter()
+                    .map(|r| r.timestamp_ms.filter(|&t| t >= 0).map(|t| t * 1000)),
             )
             .with_timezone("UTC"),
         ),
@@ -359,7 +364,11 @@ fn metadata_array(c: MetadataColumn, kept: &[&KafkaRecord]) -> ArrayRef {
         MetadataColumn::Headers => {
             let fields = header_fields();
             let mut b = ListBuilder::new(StructBuilder::from_fields(fields.clone(), kept.len()))
-                .with_field(Arc::new(Field::new("item", DataType::Struct(fields), false)));
+                .with_field(Arc::new(Field::new(
+                    "item",
+                    DataType::Struct(fields),
+                    false,
+                )));
             for r in kept {
                 for (k, v) in &r.headers {
                     let s = b.values();
@@ -467,7 +476,11 @@ mod tests {
         assert_eq!(b.num_rows(), 2);
         assert_eq!(b.num_columns(), 5 + 6);
         assert_eq!(b.column(0).as_primitive::<Int64Type>().value(1), 2);
-        let amount = b.column(2).as_any().downcast_ref::<Decimal128Array>().unwrap();
+        let amount = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
         assert_eq!(amount.value(0), 1234);
         assert_eq!(amount.value(1), 750);
         let tags = b.column(3).as_any().downcast_ref::<ListArray>().unwrap();
@@ -479,7 +492,13 @@ mod tests {
         assert_eq!(out.event_time_us[1], (1_700_000_000_000 + 6) * 1000);
         assert_eq!(out.offsets, vec![5, 6]);
         assert_eq!(b.schema().field(5).name(), "_topic");
-        assert_eq!(b.column_by_name("_offset").unwrap().as_primitive::<Int64Type>().value(1), 6);
+        assert_eq!(
+            b.column_by_name("_offset")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(1),
+            6
+        );
     }
 
     #[test]
@@ -504,7 +523,11 @@ mod tests {
         assert_eq!(out.offsets, vec![1, 6]);
         let rejected: Vec<i64> = out.rejected.iter().map(|r| r.record.offset).collect();
         assert_eq!(rejected, vec![2, 3, 4, 5]);
-        assert!(out.rejected[1].reason.contains("schema"), "{}", out.rejected[1].reason);
+        assert!(
+            out.rejected[1].reason.contains("schema"),
+            "{}",
+            out.rejected[1].reason
+        );
         assert!(out.rejected[2].reason.contains("tombstone"));
     }
 
@@ -524,7 +547,11 @@ mod tests {
             .unwrap();
         assert_eq!(out.batch.num_rows(), 2);
         assert_eq!(out.rejected.len(), 2);
-        let a = out.batch.column_by_name("a").unwrap().as_primitive::<Float64Type>();
+        let a = out
+            .batch
+            .column_by_name("a")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         assert_eq!(a.value(1), 2.5);
         assert!(out.rejected[0].reason.contains("an array"));
     }
@@ -533,7 +560,10 @@ mod tests {
     fn raw_keeps_bytes() {
         let d = RecordDecoder::new(&FormatConfig::Raw, &[MetadataColumn::Headers], None);
         let out = d.decode(&[rec(1, "\u{0}binary")], 0).unwrap();
-        assert_eq!(out.batch.column(1).as_binary::<i32>().value(0), b"\x00binary");
+        assert_eq!(
+            out.batch.column(1).as_binary::<i32>().value(0),
+            b"\x00binary"
+        );
         let headers = out.batch.column(2).as_list::<i32>();
         assert_eq!(headers.value(0).len(), 1);
     }
@@ -541,7 +571,10 @@ mod tests {
     #[test]
     fn conform_pads_and_casts() {
         let d = RecordDecoder::new(&FormatConfig::JsonInferred, &[], None);
-        let first = d.decode(&[rec(1, r#"{"a":1.5,"b":"x"}"#)], 0).unwrap().batch;
+        let first = d
+            .decode(&[rec(1, r#"{"a":1.5,"b":"x"}"#)], 0)
+            .unwrap()
+            .batch;
         let second = d.decode(&[rec(2, r#"{"a":3}"#)], 0).unwrap().batch;
         let c = conform(&second, &first.schema()).unwrap();
         assert_eq!(c.schema(), first.schema());

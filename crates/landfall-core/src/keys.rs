@@ -31,8 +31,17 @@ pub fn quarter_hour_floor_us(event_time_us: i64) -> i64 {
 }
 
 /// Data file key below the store prefix.
-pub fn data_key(topic: &str, time_partition: &str, partition: i32, first_offset: i64, attempt: &str, seq: usize) -> String {
-    format!("{topic}/{time_partition}/{topic}+{partition}+{first_offset:020}+{attempt}-{seq}.parquet")
+pub fn data_key(
+    topic: &str,
+    time_partition: &str,
+    partition: i32,
+    first_offset: i64,
+    attempt: &str,
+    seq: usize,
+) -> String {
+    format!(
+        "{topic}/{time_partition}/{topic}+{partition}+{first_offset:020}+{attempt}-{seq}.parquet"
+    )
 }
 
 /// Directory of one partition's commit records below the marker prefix.
@@ -43,7 +52,17 @@ pub fn commit_dir(sink: &str, topic: &str, partition: i32) -> String {
 /// Commit record key: the fence. Two writers of a batch starting at `first_offset` compute the
 /// same key and only one create succeeds.
 pub fn commit_key(sink: &str, topic: &str, partition: i32, first_offset: i64) -> String {
-    format!("{}/{first_offset:020}.json", commit_dir(sink, topic, partition))
+    format!(
+        "{}/{first_offset:020}.json",
+        commit_dir(sink, topic, partition)
+    )
+}
+
+/// Index entry of a commit, keyed by the offset the commit ends before (`next`). The group's
+/// committed offset is that `next`, so recovery finds the commit record it came from in one GET,
+/// with any broker (some Kafka-protocol brokers drop offset-commit metadata).
+pub fn index_key(sink: &str, topic: &str, partition: i32, next: i64) -> String {
+    format!("_index/{sink}/{topic}/{partition:05}/{next:020}.json")
 }
 
 /// Genesis record: where the first commit of a partition starts, chosen once, create-only, so two
@@ -63,7 +82,13 @@ pub fn parse_commit_key(key: &str) -> Option<i64> {
 }
 
 /// Batch marker key below the marker prefix; sorts by landing time (UTC) within a sink's topic.
-pub fn batch_marker_key(sink: &str, topic: &str, partition: i32, first_offset: i64, landed_at_ms: i64) -> String {
+pub fn batch_marker_key(
+    sink: &str,
+    topic: &str,
+    partition: i32,
+    first_offset: i64,
+    landed_at_ms: i64,
+) -> String {
     let t = Utc
         .timestamp_millis_opt(landed_at_ms)
         .single()
@@ -76,7 +101,13 @@ pub fn batch_marker_key(sink: &str, topic: &str, partition: i32, first_offset: i
 }
 
 /// Dead-letter file key below the dead-letter prefix.
-pub fn dead_letter_key(sink: &str, topic: &str, partition: i32, first_offset: i64, attempt: &str) -> String {
+pub fn dead_letter_key(
+    sink: &str,
+    topic: &str,
+    partition: i32,
+    first_offset: i64,
+    attempt: &str,
+) -> String {
     format!("{sink}/{topic}/{partition:05}/{first_offset:020}+{attempt}.jsonl")
 }
 
@@ -99,14 +130,20 @@ mod tests {
         let early = batch_marker_key("s", "t", 9, 500, 1_763_719_200_000);
         let late = batch_marker_key("s", "t", 0, 0, 1_763_719_200_001);
         assert!(early < late);
-        assert_eq!(early, "batches/s/t/dt=2025-11-21/hour=10/20251121T100000000Z_00009_00000000000000000500.json");
+        assert_eq!(
+            early,
+            "batches/s/t/dt=2025-11-21/hour=10/20251121T100000000Z_00009_00000000000000000500.json"
+        );
     }
 
     #[test]
     fn time_partitions_follow_the_timezone() {
         let us = 1_763_719_200_000_000; // 2025-11-21T10:00:00Z
         assert_eq!(time_partition(us, chrono_tz::UTC), "dt=2025-11-21/hour=10");
-        assert_eq!(time_partition(us, chrono_tz::Asia::Tokyo), "dt=2025-11-21/hour=19");
+        assert_eq!(
+            time_partition(us, chrono_tz::Asia::Tokyo),
+            "dt=2025-11-21/hour=19"
+        );
         assert_eq!(quarter_hour_floor_us(us + 14 * 60 * 1_000_000), us);
         assert_eq!(quarter_hour_floor_us(-1), -900_000_000);
     }

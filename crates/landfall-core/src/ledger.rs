@@ -4,8 +4,8 @@
 //! - A batch always starts at `durable_next`, the first offset no committed manifest covers, even
 //!   when Kafka skips offsets there (compaction, transaction markers). The commit key is derived
 //!   from that start, so two writers that believe the same thing race for the same key.
-//! - At most one batch per partition is landing at a time: batch N+1 may only commit after batch N,
-//!   or a failure of N would leave a gap behind a committed N+1.
+//! - Batches commit strictly in order: batch N+1 may be sealed (and its files encoded) while N is
+//!   landing, but it commits only after N, or a failure of N would leave a gap behind N+1.
 //! - Offsets move only over committed data: `durable_next` advances only on a successful commit.
 //! - After the store says someone else committed (a lost race), everything local is dropped and
 //!   the partition restarts from what the store says.
@@ -22,11 +22,9 @@ pub enum Accept {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    #[error("a batch {0:?} is already landing; seal the next one after it commits")]
-    AlreadyLanding(OffsetRange),
     #[error("nothing buffered to seal")]
     Empty,
-    #[error("commit of {got:?} does not match the landing batch {expected:?}")]
+    #[error("commit of {got:?} is not the oldest sealed batch {expected:?}")]
     NotLanding {
         got: OffsetRange,
         expected: Option<OffsetRange>,
@@ -38,7 +36,8 @@ pub struct OffsetLedger {
     durable_next: i64,
     accepted_next: i64,
     last_buffered: Option<i64>,
-    landing: Option<OffsetRange>,
+    /// Sealed, not yet committed; the front one is landing.
+    sealed: std::collections::VecDeque<OffsetRange>,
 }
 
 impl OffsetLedger {
@@ -48,7 +47,7 @@ impl OffsetLedger {
             durable_next,
             accepted_next: durable_next,
             last_buffered: None,
-            landing: None,
+            sealed: std::collections::VecDeque::new(),
         }
     }
 
@@ -56,8 +55,13 @@ impl OffsetLedger {
         self.durable_next
     }
 
+    /// The oldest sealed batch: the only one that may commit now.
     pub fn landing(&self) -> Option<OffsetRange> {
-        self.landing
+        self.sealed.front().copied()
+    }
+
+    pub fn sealed_count(&self) -> usize {
+        self.sealed.len()
     }
 
     pub fn has_buffered(&self) -> bool {
@@ -74,26 +78,25 @@ impl OffsetLedger {
         Accept::Take
     }
 
-    /// Turn what is buffered into the landing batch's range.
+    /// Turn what is buffered into a batch range. It starts where the previous sealed batch ends,
+    /// or at `durable_next` when none is pending.
     pub fn seal(&mut self) -> Result<OffsetRange, LedgerError> {
-        if let Some(l) = self.landing {
-            return Err(LedgerError::AlreadyLanding(l));
-        }
         let last = self.last_buffered.take().ok_or(LedgerError::Empty)?;
-        let range = OffsetRange::new(self.durable_next, last);
-        self.landing = Some(range);
+        let first = self.sealed.back().map_or(self.durable_next, |r| r.next);
+        let range = OffsetRange::new(first, last);
+        self.sealed.push_back(range);
         Ok(range)
     }
 
-    /// The landing batch is committed (its commit record is durable).
+    /// The oldest sealed batch is committed (its commit record is durable).
     pub fn committed(&mut self, range: OffsetRange) -> Result<(), LedgerError> {
-        if self.landing != Some(range) {
+        if self.sealed.front() != Some(&range) {
             return Err(LedgerError::NotLanding {
                 got: range,
-                expected: self.landing,
+                expected: self.sealed.front().copied(),
             });
         }
-        self.landing = None;
+        self.sealed.pop_front();
         self.durable_next = range.next;
         Ok(())
     }
@@ -103,17 +106,6 @@ impl OffsetLedger {
     pub fn reset(&mut self, next: i64) {
         *self = OffsetLedger::new(next);
     }
-}
-
-/// Metadata stored with the group's committed offset: the first offset of the commit record that
-/// ends just before the committed offset. With it, recovery reads that one record and lists only
-/// what came after it, so recovery time does not grow with the number of commits ever written.
-pub fn encode_hint(commit_first: i64) -> String {
-    format!("landfall:v1:{commit_first}")
-}
-
-pub fn decode_hint(metadata: &str) -> Option<i64> {
-    metadata.strip_prefix("landfall:v1:")?.parse().ok()
 }
 
 #[cfg(test)]
@@ -129,17 +121,16 @@ mod tests {
         assert_eq!(l.accept(12), Accept::Duplicate);
         let r = l.seal().unwrap();
         assert_eq!(r, OffsetRange::new(10, 12));
-        assert_eq!(l.accept(13), Accept::Take);
-        assert_eq!(l.seal(), Err(LedgerError::AlreadyLanding(r)));
+        assert_eq!(l.accept(15), Accept::Take);
+        // Sealed while the first is landing: it chains on, and may not commit first.
+        let r2 = l.seal().unwrap();
+        assert_eq!(r2, OffsetRange::new(13, 15));
+        assert!(l.committed(r2).is_err());
         l.committed(r).unwrap();
         assert_eq!(l.durable_next(), 13);
-        assert_eq!(l.seal().unwrap(), OffsetRange::new(13, 13));
-    }
-
-    #[test]
-    fn hints_round_trip() {
-        assert_eq!(decode_hint(&encode_hint(42)), Some(42));
-        assert_eq!(decode_hint("something else"), None);
+        l.committed(r2).unwrap();
+        assert_eq!(l.durable_next(), 16);
+        assert_eq!(l.seal(), Err(LedgerError::Empty));
     }
 
     // ---- A model of the whole commit protocol -------------------------------------------------
@@ -161,7 +152,7 @@ mod tests {
     struct Writer {
         ledger: OffsetLedger,
         read_pos: i64,
-        landing: Option<OffsetRange>,
+        sealed: std::collections::VecDeque<OffsetRange>,
         alive: bool,
     }
 
@@ -191,7 +182,7 @@ mod tests {
             let log: Vec<i64> = (0..LOG_END).filter(|o| !skips.contains(o)).collect();
             let mut store: BTreeMap<i64, OffsetRange> = BTreeMap::new();
             let mut writers: Vec<Writer> = (0..3)
-                .map(|_| Writer { ledger: OffsetLedger::new(GENESIS), read_pos: GENESIS, landing: None, alive: false })
+                .map(|_| Writer { ledger: OffsetLedger::new(GENESIS), read_pos: GENESIS, sealed: Default::default(), alive: false })
                 .collect();
             for op in ops {
                 match op {
@@ -199,7 +190,7 @@ mod tests {
                         let wr = &mut writers[w];
                         if !wr.alive {
                             let next = recover(&store, GENESIS);
-                            *wr = Writer { ledger: OffsetLedger::new(next), read_pos: next, landing: None, alive: true };
+                            *wr = Writer { ledger: OffsetLedger::new(next), read_pos: next, sealed: Default::default(), alive: true };
                         }
                         for _ in 0..n {
                             let Some(&o) = log.iter().find(|&&o| o >= wr.read_pos) else { break };
@@ -209,13 +200,15 @@ mod tests {
                     }
                     Op::Seal(w) => {
                         let wr = &mut writers[w];
-                        if wr.alive && wr.landing.is_none() {
-                            wr.landing = wr.ledger.seal().ok();
+                        if wr.alive {
+                            if let Ok(r) = wr.ledger.seal() {
+                                wr.sealed.push_back(r);
+                            }
                         }
                     }
                     Op::Commit(w) => {
                         let wr = &mut writers[w];
-                        if let Some(r) = wr.landing.take() {
+                        if let Some(r) = wr.sealed.pop_front() {
                             // Create-only put at the key of the first offset.
                             if let std::collections::btree_map::Entry::Vacant(e) = store.entry(r.first) {
                                 e.insert(r);
@@ -224,6 +217,7 @@ mod tests {
                                 // Lost the race: re-read the truth and seek there.
                                 let next = recover(&store, GENESIS);
                                 wr.ledger.reset(next);
+                                wr.sealed.clear();
                                 wr.read_pos = next;
                             }
                         }

@@ -162,7 +162,10 @@ mod tests {
             serde_json::from_str(include_str!("../../../docs/schemas/manifest.v1.json")).unwrap();
         let written: serde_json::Value = serde_json::from_slice(&back.to_json()).unwrap();
         for key in schema["required"].as_array().unwrap() {
-            assert!(written.get(key.as_str().unwrap()).is_some(), "{key} missing");
+            assert!(
+                written.get(key.as_str().unwrap()).is_some(),
+                "{key} missing"
+            );
         }
     }
 }

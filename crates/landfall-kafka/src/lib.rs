@@ -95,7 +95,9 @@ pub enum ConsumerCommand {
 pub enum KafkaSinkError {
     #[error("cannot create the Kafka consumer: {0}")]
     Create(KafkaError),
-    #[error("cannot reach Kafka at {bootstrap}: {source} (is the broker up and the address right?)")]
+    #[error(
+        "cannot reach Kafka at {bootstrap}: {source} (is the broker up and the address right?)"
+    )]
     Unreachable {
         bootstrap: String,
         source: KafkaError,
@@ -153,8 +155,16 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 impl ConsumerContext for Context {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let started = Instant::now();
@@ -162,15 +172,25 @@ impl ConsumerContext for Context {
                 let mut shared = self.shared.lock().expect("not poisoned");
                 for s in &decided {
                     // An offset the sink chose; the store, not the group, is the truth.
-                    let _ = tpl.set_partition_offset(&s.tp.topic, s.tp.partition, Offset::Offset(s.offset));
-                    shared.epochs.insert((s.tp.topic.to_string(), s.tp.partition), s.epoch);
+                    let _ = tpl.set_partition_offset(
+                        &s.tp.topic,
+                        s.tp.partition,
+                        Offset::Offset(s.offset),
+                    );
+                    shared
+                        .epochs
+                        .insert((s.tp.topic.to_string(), s.tp.partition), s.epoch);
                 }
                 drop(shared);
                 let undecided: Vec<TopicPartition> = tps_of(tpl)
                     .into_iter()
                     .filter(|tp| !decided.iter().any(|d| &d.tp == tp))
                     .collect();
-                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
                 if let Err(e) = r {
                     warn!(error = %e, "assign failed");
                 }
@@ -188,7 +208,11 @@ impl ConsumerContext for Context {
                         self.assign_timeout
                     )));
                 }
-                info!(partitions = tpl.count(), took_ms = started.elapsed().as_millis() as u64, "partitions assigned");
+                info!(
+                    partitions = tpl.count(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "partitions assigned"
+                );
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let tps = tps_of(tpl);
@@ -197,11 +221,18 @@ impl ConsumerContext for Context {
                 let (reply, answered) = std_mpsc::sync_channel(1);
                 let sent = self
                     .events
-                    .blocking_send(ConsumerEvent::Revoked { partitions: tps.clone(), lost, reply })
+                    .blocking_send(ConsumerEvent::Revoked {
+                        partitions: tps.clone(),
+                        lost,
+                        reply,
+                    })
                     .is_ok();
                 if sent && answered.recv_timeout(self.revoke_timeout).is_err() && !closing {
-                    warn!(partitions = tps.len(), timeout_ms = self.revoke_timeout.as_millis() as u64,
-                        "revoked partitions not landed in time; the new owner re-reads them");
+                    warn!(
+                        partitions = tps.len(),
+                        timeout_ms = self.revoke_timeout.as_millis() as u64,
+                        "revoked partitions not landed in time; the new owner re-reads them"
+                    );
                 }
                 {
                     let mut shared = self.shared.lock().expect("not poisoned");
@@ -209,7 +240,11 @@ impl ConsumerContext for Context {
                         shared.epochs.remove(&(tp.topic.to_string(), tp.partition));
                     }
                 }
-                let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
                 if let Err(e) = r {
                     warn!(error = %e, "unassign failed");
                 }
@@ -222,24 +257,39 @@ impl ConsumerContext for Context {
 
 impl Context {
     /// Ask the sink where each new partition starts (it reads the object store).
-    fn decide_starts(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> Vec<StartAt> {
+    fn decide_starts(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> Vec<StartAt> {
         let timeout = Duration::from_secs(10);
         let committed = consumer.committed_offsets(tpl.clone(), timeout).ok();
         let partitions: Vec<Assigned> = tps_of(tpl)
             .into_iter()
             .map(|tp| {
                 let committed = committed.as_ref().and_then(|c| {
-                    c.find_partition(&tp.topic, tp.partition).and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some((o, e.metadata().to_string())),
-                        _ => None,
-                    })
+                    c.find_partition(&tp.topic, tp.partition)
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some((o, e.metadata().to_string())),
+                            _ => None,
+                        })
                 });
-                let watermarks = consumer.fetch_watermarks(&tp.topic, tp.partition, timeout).ok();
-                Assigned { tp, committed, watermarks }
+                let watermarks = consumer
+                    .fetch_watermarks(&tp.topic, tp.partition, timeout)
+                    .ok();
+                Assigned {
+                    tp,
+                    committed,
+                    watermarks,
+                }
             })
             .collect();
         let (reply, answer) = std_mpsc::sync_channel(1);
-        if self.events.blocking_send(ConsumerEvent::Assigned { partitions, reply }).is_err() {
+        if self
+            .events
+            .blocking_send(ConsumerEvent::Assigned { partitions, reply })
+            .is_err()
+        {
             return Vec::new();
         }
         answer.recv_timeout(self.assign_timeout).unwrap_or_default()
@@ -258,7 +308,12 @@ fn to_record(m: &rdkafka::message::BorrowedMessage<'_>, topic: &Arc<str>) -> Kaf
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(bytes::Bytes::copy_from_slice)))
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(bytes::Bytes::copy_from_slice),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -298,7 +353,10 @@ pub fn preflight(s: &ConsumerSettings) -> Result<(), KafkaSinkError> {
         })?;
     if let TopicSelection::Names(names) = &s.topics {
         for n in names {
-            let found = md.topics().iter().any(|t| t.name() == n && t.error().is_none() && !t.partitions().is_empty());
+            let found = md
+                .topics()
+                .iter()
+                .any(|t| t.name() == n && t.error().is_none() && !t.partitions().is_empty());
             if !found {
                 return Err(KafkaSinkError::NoSuchTopic(n.clone()));
             }
@@ -308,7 +366,10 @@ pub fn preflight(s: &ConsumerSettings) -> Result<(), KafkaSinkError> {
 }
 
 /// Low and high watermark of every partition of `topics` (for `landfall verify`).
-pub fn watermarks(kafka: &KafkaConfig, topics: &[String]) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaSinkError> {
+pub fn watermarks(
+    kafka: &KafkaConfig,
+    topics: &[String],
+) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaSinkError> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.bootstrap_servers);
     for (k, v) in &kafka.options {
@@ -320,12 +381,18 @@ pub fn watermarks(kafka: &KafkaConfig, topics: &[String]) -> Result<BTreeMap<(St
     for t in topics {
         let md = consumer
             .fetch_metadata(Some(t), timeout)
-            .map_err(|source| KafkaSinkError::Unreachable { bootstrap: kafka.bootstrap_servers.clone(), source })?;
+            .map_err(|source| KafkaSinkError::Unreachable {
+                bootstrap: kafka.bootstrap_servers.clone(),
+                source,
+            })?;
         for mt in md.topics() {
             for p in mt.partitions() {
                 let w = consumer
                     .fetch_watermarks(t, p.id(), timeout)
-                    .map_err(|source| KafkaSinkError::Unreachable { bootstrap: kafka.bootstrap_servers.clone(), source })?;
+                    .map_err(|source| KafkaSinkError::Unreachable {
+                        bootstrap: kafka.bootstrap_servers.clone(),
+                        source,
+                    })?;
                 out.insert((t.clone(), p.id()), w);
             }
         }
@@ -334,10 +401,16 @@ pub fn watermarks(kafka: &KafkaConfig, topics: &[String]) -> Result<BTreeMap<(St
 }
 
 /// Start the consumer thread.
-pub fn spawn(settings: ConsumerSettings, events: mpsc::Sender<ConsumerEvent>) -> Result<ConsumerHandle, KafkaSinkError> {
+pub fn spawn(
+    settings: ConsumerSettings,
+    events: mpsc::Sender<ConsumerEvent>,
+) -> Result<ConsumerHandle, KafkaSinkError> {
     let context = Context {
         events: events.clone(),
-        shared: Mutex::new(Shared { epochs: HashMap::new(), closing: false }),
+        shared: Mutex::new(Shared {
+            epochs: HashMap::new(),
+            closing: false,
+        }),
         assign_timeout: settings.assign_timeout,
         revoke_timeout: settings.revoke_timeout,
     };
@@ -402,13 +475,24 @@ fn poll_loop(
                     if shared.epochs.get(&key).is_some_and(|&e| e < epoch) {
                         shared.epochs.insert(key, epoch);
                         drop(shared);
-                        held.iter_mut().for_each(|b| b.retain(|(r, _)| !(r.topic == tp.topic && r.partition == tp.partition)));
-                        if let Err(e) = consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10)) {
+                        held.iter_mut().for_each(|b| {
+                            b.retain(|(r, _)| !(r.topic == tp.topic && r.partition == tp.partition))
+                        });
+                        if let Err(e) = consumer.seek(
+                            &tp.topic,
+                            tp.partition,
+                            Offset::Offset(offset),
+                            Duration::from_secs(10),
+                        ) {
                             warn!(%tp, offset, error = %e, "seek failed");
                         }
                     }
                 }
-                Ok(ConsumerCommand::CommitHint { tp, offset, metadata }) => {
+                Ok(ConsumerCommand::CommitHint {
+                    tp,
+                    offset,
+                    metadata,
+                }) => {
                     let mut l = TopicPartitionList::new();
                     let mut e = l.add_partition(&tp.topic, tp.partition);
                     let _ = e.set_offset(Offset::Offset(offset));
@@ -425,7 +509,9 @@ fn poll_loop(
                         let _ = consumer.pause(&a);
                     }
                 }
-                Ok(ConsumerCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => break 'outer,
+                Ok(ConsumerCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                    break 'outer
+                }
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
@@ -444,8 +530,10 @@ fn poll_loop(
             backpressured = false;
             if fetching {
                 if let Ok(a) = consumer.assignment() {
-                    let resume: Vec<TopicPartition> =
-                        tps_of(&a).into_iter().filter(|tp| !sink_paused.contains(tp)).collect();
+                    let resume: Vec<TopicPartition> = tps_of(&a)
+                        .into_iter()
+                        .filter(|tp| !sink_paused.contains(tp))
+                        .collect();
                     let _ = consumer.resume(&tpl_of(&resume));
                 }
             }
@@ -481,7 +569,8 @@ fn poll_loop(
                         warn!(error = %e, "poll error");
                     }
                     if let Some((code, reason)) = consumer.client().fatal_error() {
-                        let _ = events.blocking_send(ConsumerEvent::Fatal(format!("{code:?}: {reason}")));
+                        let _ = events
+                            .blocking_send(ConsumerEvent::Fatal(format!("{code:?}: {reason}")));
                         break 'outer;
                     }
                     break;
@@ -511,11 +600,21 @@ fn poll_loop(
             Err(_) => break 'outer,
         }
     }
-    consumer.context().shared.lock().expect("not poisoned").closing = true;
+    consumer
+        .context()
+        .shared
+        .lock()
+        .expect("not poisoned")
+        .closing = true;
     // Leaving the group runs a final revoke through the callback; the sink answers it at once.
     consumer.unsubscribe();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && consumer.assignment().map(|a| a.count() > 0).unwrap_or(false) {
+    while Instant::now() < deadline
+        && consumer
+            .assignment()
+            .map(|a| a.count() > 0)
+            .unwrap_or(false)
+    {
         let _ = consumer.poll(Duration::from_millis(50));
     }
     drop(consumer);

@@ -8,7 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
-pub async fn serve(addr: SocketAddr, metrics: Metrics, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(move || async move { metrics.render() }))
         .route("/healthz", get(|| async { "ok\n" }));

@@ -8,8 +8,10 @@ use base64::Engine;
 use bytes::Bytes;
 use futures::future::try_join_all;
 use landfall_core::buffer::SealedBatch;
-use landfall_core::keys::{batch_marker_key, commit_key, data_key, dead_letter_key};
-use landfall_core::manifest::{rfc3339_ms, rfc3339_us, sha256_hex, FileEntry, Manifest, TimeRange, FORMAT_VERSION};
+use landfall_core::keys::{batch_marker_key, commit_key, data_key, dead_letter_key, index_key};
+use landfall_core::manifest::{
+    rfc3339_ms, rfc3339_us, sha256_hex, FileEntry, Manifest, TimeRange, FORMAT_VERSION,
+};
 use landfall_store::commit::{commit_record, publish_marker, CommitOutcome};
 use landfall_store::{io, Location, StoreError};
 use tokio::sync::Semaphore;
@@ -51,7 +53,14 @@ pub async fn land(
     let first = batch.offsets.first;
 
     let files = try_join_all(batch.files.iter().map(|f| async move {
-        let key = data_key(&tp.topic, &f.time_partition, tp.partition, first, attempt_id, f.seq);
+        let key = data_key(
+            &tp.topic,
+            &f.time_partition,
+            tp.partition,
+            first,
+            attempt_id,
+            f.seq,
+        );
         let _permit = uploads.acquire().await.expect("semaphore never closed");
         let path = io::upload(
             &stores.data,
@@ -88,8 +97,18 @@ pub async fn land(
             rows: batch.rejected.len() as u64,
             sha256: sha256_hex(&body),
             time_partition: None,
-            min_offset: batch.rejected.iter().map(|r| r.record.offset).min().unwrap_or(first),
-            max_offset: batch.rejected.iter().map(|r| r.record.offset).max().unwrap_or(first),
+            min_offset: batch
+                .rejected
+                .iter()
+                .map(|r| r.record.offset)
+                .min()
+                .unwrap_or(first),
+            max_offset: batch
+                .rejected
+                .iter()
+                .map(|r| r.record.offset)
+                .max()
+                .unwrap_or(first),
             schema_fingerprint: None,
         });
     }
@@ -124,9 +143,27 @@ pub async fn land(
         CommitOutcome::Committed(m) => m,
         CommitOutcome::Lost(existing) => return Ok(Landed::Lost(existing)),
     };
+    // The index entry lets recovery go from the group's committed offset (this commit's `next`)
+    // to this record without listing history. Written before the marker, so a marker implies it.
+    let index = serde_json::to_vec(&serde_json::json!({ "first": committed.offsets.first }))
+        .expect("serializes");
+    io::put(
+        &stores.markers,
+        &index_key(
+            &settings.sink,
+            &tp.topic,
+            tp.partition,
+            committed.offsets.next,
+        ),
+        Bytes::from(index),
+    )
+    .await?;
     // On a retry after an unknown outcome the durable record is the first try's, whose marker key
     // (it contains the landing time) differs from the one computed now: publish that one.
-    let marker_key = stores.markers.key_of_url(&committed.marker_url).unwrap_or(mkey);
+    let marker_key = stores
+        .markers
+        .key_of_url(&committed.marker_url)
+        .unwrap_or(mkey);
     publish_marker(&stores.markers, &marker_key, &committed).await?;
     Ok(Landed::Committed(committed))
 }
@@ -155,4 +192,3 @@ fn dead_letter_lines(batch: &SealedBatch) -> Bytes {
     }
     Bytes::from(out)
 }
-

@@ -14,11 +14,13 @@ use landfall_core::buffer::{BufferError, BufferFormat, PartitionBuffer, SealedBa
 use landfall_core::config::{OnDecodeError, SinkConfig, StartFrom};
 use landfall_core::decode::RecordDecoder;
 use landfall_core::flush::{FlushPolicy, FlushReason};
-use landfall_core::ledger::{decode_hint, encode_hint, Accept, LedgerError, OffsetLedger};
+use landfall_core::ledger::{Accept, LedgerError, OffsetLedger};
 use landfall_core::manifest::rfc3339_ms;
 use landfall_core::parquet_props::writer_properties;
 use landfall_core::TopicPartition;
-use landfall_kafka::{Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, KafkaSinkError, StartAt, Tagged};
+use landfall_kafka::{
+    Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, KafkaSinkError, StartAt, Tagged,
+};
 use landfall_store::recovery::{recover_partition, Hint, Recovered};
 use landfall_store::StoreError;
 use rand::Rng;
@@ -85,13 +87,24 @@ struct PartitionState {
     ledger: OffsetLedger,
     buffer: PartitionBuffer,
     epoch: u64,
+    /// The oldest sealed batch, being landed.
     landing: Option<Landing>,
+    /// The oldest sealed batch, waiting to be retried after a transient failure.
     retry: Option<Retry>,
+    /// Younger sealed batches waiting for their turn (commits go strictly in order).
+    queued: std::collections::VecDeque<(SealedBatch, String)>,
     failures: u32,
     paused: bool,
 }
 
-type LandResult = (TopicPartition, u64, String, SealedBatch, Instant, Result<Landed, StoreError>);
+type LandResult = (
+    TopicPartition,
+    u64,
+    String,
+    SealedBatch,
+    Instant,
+    Result<Landed, StoreError>,
+);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -209,7 +222,10 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
         }
     }
     let _ = tokio::task::spawn_blocking(move || handle.thread.join()).await;
-    sink.metrics.partitions_assigned.with_label_values(&[&name]).set(0);
+    sink.metrics
+        .partitions_assigned
+        .with_label_values(&[&name])
+        .set(0);
     info!(sink = %name, ok = result.is_ok(), "sink stopped");
     result
 }
@@ -262,13 +278,21 @@ impl Sink {
                 let unlanded = self
                     .partitions
                     .values()
-                    .filter(|s| !s.buffer.is_empty() || s.landing.is_some() || s.retry.is_some())
+                    .filter(|s| {
+                        !s.buffer.is_empty()
+                            || s.landing.is_some()
+                            || s.retry.is_some()
+                            || !s.queued.is_empty()
+                    })
                     .count();
                 if unlanded == 0 {
                     return Ok(());
                 }
                 if shutdown_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                    return Err(SinkError::ShutdownTimeout { sink: self.name.clone(), partitions: unlanded });
+                    return Err(SinkError::ShutdownTimeout {
+                        sink: self.name.clone(),
+                        partitions: unlanded,
+                    });
                 }
             }
         }
@@ -289,44 +313,70 @@ impl Sink {
                     None => Ok(()),
                 }
             }
-            ConsumerEvent::Revoked { partitions, lost, reply } => {
+            ConsumerEvent::Revoked {
+                partitions,
+                lost,
+                reply,
+            } => {
                 let r = self.on_revoked(partitions, lost).await;
                 let _ = reply.send(());
                 r
             }
-            ConsumerEvent::Fatal(message) => Err(SinkError::Consumer { sink: self.name.clone(), message }),
+            ConsumerEvent::Fatal(message) => Err(SinkError::Consumer {
+                sink: self.name.clone(),
+                message,
+            }),
         }
     }
 
     fn on_records(&mut self, records: Vec<Tagged>) -> Result<(), SinkError> {
         let now = now_ms();
+        let max_records = self.cfg.flush.max_records;
         let mut touched: Vec<TopicPartition> = Vec::new();
         for (rec, epoch) in records {
             let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
-            let Some(state) = self.partitions.get_mut(&tp) else { continue };
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
             if state.epoch != epoch {
                 continue; // fetched before a seek
             }
             match state.ledger.accept(rec.offset) {
                 Accept::Take => {
-                    self.metrics.records_consumed.with_label_values(&[self.name.as_str(), &rec.topic]).inc();
+                    self.metrics
+                        .records_consumed
+                        .with_label_values(&[self.name.as_str(), &rec.topic])
+                        .inc();
                     state.buffer.push(rec, now);
-                    if touched.last() != Some(&tp) && !touched.contains(&tp) {
-                        touched.push(tp);
-                    }
                 }
                 Accept::Duplicate => {
-                    self.metrics.records_duplicate.with_label_values(&[self.name.as_str(), &rec.topic]).inc();
+                    self.metrics
+                        .records_duplicate
+                        .with_label_values(&[self.name.as_str(), &rec.topic])
+                        .inc();
+                    continue;
                 }
             }
-        }
-        for tp in &touched {
-            let state = self.partitions.get_mut(tp).expect("touched partitions exist");
             if state.buffer.chunk_full(&self.format) {
                 let fmt = &self.format;
                 let buffer = &mut state.buffer;
-                cpu(|| buffer.encode_pending(fmt, (now * 1000) as i64)).map_err(|e| SinkError::Buffer { sink: self.name.clone(), source: e })?;
+                cpu(|| buffer.encode_pending(fmt, (now * 1000) as i64)).map_err(|e| {
+                    SinkError::Buffer {
+                        sink: self.name.clone(),
+                        source: e,
+                    }
+                })?;
+                self.flush_if(&tp, None)?;
+            } else if state.buffer.records() >= max_records {
+                // Checked per record so a batch holds exactly `max_records` when nothing of the
+                // partition is landing (while one is, the next batch keeps filling).
+                self.flush_if(&tp, None)?;
             }
+            if !touched.contains(&tp) {
+                touched.push(tp);
+            }
+        }
+        for tp in &touched {
             self.flush_if(tp, None)?;
         }
         self.enforce_budget()
@@ -334,31 +384,62 @@ impl Sink {
 
     /// Seal and start landing `tp`'s buffer if the policy (or `forced`) says so and nothing of
     /// this partition is landing.
-    fn flush_if(&mut self, tp: &TopicPartition, forced: Option<FlushReason>) -> Result<(), SinkError> {
-        let Some(state) = self.partitions.get_mut(tp) else { return Ok(()) };
-        if state.landing.is_some() || state.retry.is_some() || state.buffer.is_empty() {
+    fn flush_if(
+        &mut self,
+        tp: &TopicPartition,
+        forced: Option<FlushReason>,
+    ) -> Result<(), SinkError> {
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return Ok(());
+        };
+        if state.buffer.is_empty() {
             return Ok(());
         }
         let reason = match forced.or_else(|| self.policy.due(&state.buffer.stats(), now_ms())) {
             Some(r) => r,
             None => return Ok(()),
         };
-        let range = state.ledger.seal().map_err(|e| SinkError::Ledger { sink: self.name.clone(), source: e })?;
+        let range = state.ledger.seal().map_err(|e| SinkError::Ledger {
+            sink: self.name.clone(),
+            source: e,
+        })?;
         let fmt = &self.format;
         let buffer = &mut state.buffer;
         let now_us = (now_ms() * 1000) as i64;
-        let sealed = cpu(|| buffer.seal(fmt, reason, now_us)).map_err(|e| SinkError::Buffer { sink: self.name.clone(), source: e })?;
-        let Some(mut batch) = sealed else { return Ok(()) };
+        let sealed = cpu(|| buffer.seal(fmt, reason, now_us)).map_err(|e| SinkError::Buffer {
+            sink: self.name.clone(),
+            source: e,
+        })?;
+        let Some(mut batch) = sealed else {
+            return Ok(());
+        };
         debug_assert_eq!(batch.offsets.last, range.last);
         // The batch covers from the first offset no commit covers (see the ledger).
         batch.offsets = range;
         let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        self.start_landing(tp.clone(), batch, attempt);
+        state.queued.push_back((batch, attempt));
+        self.pump(tp);
         Ok(())
     }
 
+    /// Start landing the oldest sealed batch of `tp` if nothing of it is landing or waiting to retry.
+    fn pump(&mut self, tp: &TopicPartition) {
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if state.landing.is_some() || state.retry.is_some() {
+            return;
+        }
+        if let Some((batch, attempt)) = state.queued.pop_front() {
+            self.start_landing(tp.clone(), batch, attempt);
+        }
+    }
+
     fn start_landing(&mut self, tp: TopicPartition, batch: SealedBatch, attempt: String) {
-        let state = self.partitions.get_mut(&tp).expect("landing an owned partition");
+        let state = self
+            .partitions
+            .get_mut(&tp)
+            .expect("landing an owned partition");
         let epoch = state.epoch;
         let bytes = batch.bytes();
         let stores = self.stores.clone();
@@ -367,33 +448,67 @@ impl Sink {
         debug!(sink = %self.name, %tp, first = batch.offsets.first, last = batch.offsets.last, reason = batch.reason.as_str(), "landing batch");
         let abort = self.landings.spawn(async move {
             let started = Instant::now();
-            let r = land(&stores, &settings, &uploads, &batch, &attempt, || now_ms() as i64).await;
+            let r = land(&stores, &settings, &uploads, &batch, &attempt, || {
+                now_ms() as i64
+            })
+            .await;
             (tp, epoch, attempt, batch, started, r)
         });
         state.landing = Some(Landing { abort, bytes });
     }
 
-    async fn on_landed(&mut self, (tp, epoch, attempt, batch, started, result): LandResult) -> Result<(), SinkError> {
-        let Some(state) = self.partitions.get_mut(&tp) else { return Ok(()) };
+    async fn on_landed(
+        &mut self,
+        (tp, epoch, attempt, batch, started, result): LandResult,
+    ) -> Result<(), SinkError> {
+        let Some(state) = self.partitions.get_mut(&tp) else {
+            return Ok(());
+        };
         if state.epoch != epoch {
             return Ok(());
         }
         state.landing = None;
         match result {
             Ok(Landed::Committed(m)) => {
-                state.ledger.committed(batch.offsets).map_err(|e| SinkError::Ledger { sink: self.name.clone(), source: e })?;
+                state
+                    .ledger
+                    .committed(batch.offsets)
+                    .map_err(|e| SinkError::Ledger {
+                        sink: self.name.clone(),
+                        source: e,
+                    })?;
                 state.failures = 0;
                 if state.paused && !self.stopping {
                     state.paused = false;
-                    let _ = self.commands.send(ConsumerCommand::Resume(vec![tp.clone()]));
+                    let _ = self
+                        .commands
+                        .send(ConsumerCommand::Resume(vec![tp.clone()]));
                 }
                 let labels = [self.name.as_str(), &tp.topic];
-                self.metrics.records_landed.with_label_values(&labels).inc_by(m.rows);
-                self.metrics.records_dead_lettered.with_label_values(&labels).inc_by(m.dead_lettered);
-                self.metrics.files_landed.with_label_values(&labels).inc_by(m.files.len() as u64);
-                self.metrics.bytes_landed.with_label_values(&labels).inc_by(m.files.iter().map(|f| f.size_bytes).sum());
-                self.metrics.batches_committed.with_label_values(&[self.name.as_str(), &tp.topic, &m.flush_reason]).inc();
-                self.metrics.landing_seconds.with_label_values(&[&self.name]).observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .records_landed
+                    .with_label_values(&labels)
+                    .inc_by(m.rows);
+                self.metrics
+                    .records_dead_lettered
+                    .with_label_values(&labels)
+                    .inc_by(m.dead_lettered);
+                self.metrics
+                    .files_landed
+                    .with_label_values(&labels)
+                    .inc_by(m.files.len() as u64);
+                self.metrics
+                    .bytes_landed
+                    .with_label_values(&labels)
+                    .inc_by(m.files.iter().map(|f| f.size_bytes).sum());
+                self.metrics
+                    .batches_committed
+                    .with_label_values(&[self.name.as_str(), &tp.topic, &m.flush_reason])
+                    .inc();
+                self.metrics
+                    .landing_seconds
+                    .with_label_values(&[&self.name])
+                    .observe(started.elapsed().as_secs_f64());
                 self.metrics
                     .durable_offset
                     .with_label_values(&[self.name.as_str(), &tp.topic, &tp.partition.to_string()])
@@ -401,27 +516,43 @@ impl Sink {
                 let _ = self.commands.send(ConsumerCommand::CommitHint {
                     tp: tp.clone(),
                     offset: m.offsets.next,
-                    metadata: encode_hint(m.offsets.first),
+                    metadata: String::new(),
                 });
                 debug!(sink = %self.name, %tp, first = m.offsets.first, next = m.offsets.next, rows = m.rows, "batch committed");
+                self.pump(&tp);
                 self.flush_if(&tp, None)
             }
             Ok(Landed::Lost(existing)) => {
-                self.metrics.commit_conflicts.with_label_values(&[self.name.as_str(), &tp.topic]).inc();
+                self.metrics
+                    .commit_conflicts
+                    .with_label_values(&[self.name.as_str(), &tp.topic])
+                    .inc();
                 warn!(sink = %self.name, %tp, ours = ?batch.offsets, theirs = ?existing.offsets, writer = %existing.writer_id,
                     "another writer committed this range first; discarding our batch and re-reading from the store");
-                let hint = Hint { committed_offset: existing.offsets.next, commit_first: existing.offsets.first };
-                let recovered = self.recovery().run(tp.clone(), Some(hint), existing.offsets.next).await?;
+                let hint = Hint {
+                    committed_offset: existing.offsets.next,
+                };
+                let recovered = self
+                    .recovery()
+                    .run(tp.clone(), Some(hint), existing.offsets.next)
+                    .await?;
                 self.restart_partition(&tp, recovered.next);
                 Ok(())
             }
             Err(e) if e.is_retryable() => {
-                self.metrics.store_errors.with_label_values(&[&self.name, "transient"]).inc();
+                self.metrics
+                    .store_errors
+                    .with_label_values(&[&self.name, "transient"])
+                    .inc();
                 let wait = backoff(state.failures);
                 state.failures += 1;
                 warn!(sink = %self.name, %tp, error = %e, retry_in_ms = wait.as_millis() as u64, attempt = state.failures,
                     "landing failed; partition paused, retrying with the same attempt id");
-                state.retry = Some(Retry { batch, attempt, at: Instant::now() + wait });
+                state.retry = Some(Retry {
+                    batch,
+                    attempt,
+                    at: Instant::now() + wait,
+                });
                 if !state.paused {
                     state.paused = true;
                     let _ = self.commands.send(ConsumerCommand::Pause(vec![tp.clone()]));
@@ -429,7 +560,10 @@ impl Sink {
                 Ok(())
             }
             Err(e) => {
-                self.metrics.store_errors.with_label_values(&[&self.name, "permanent"]).inc();
+                self.metrics
+                    .store_errors
+                    .with_label_values(&[&self.name, "permanent"])
+                    .inc();
                 Err(self.store_err(e))
             }
         }
@@ -442,11 +576,18 @@ impl Sink {
         state.buffer.clear();
         state.ledger.reset(next);
         state.retry = None;
+        state.queued.clear();
         state.epoch = epoch;
-        let _ = self.commands.send(ConsumerCommand::Seek { tp: tp.clone(), offset: next, epoch });
+        let _ = self.commands.send(ConsumerCommand::Seek {
+            tp: tp.clone(),
+            offset: next,
+            epoch,
+        });
         if state.paused {
             state.paused = false;
-            let _ = self.commands.send(ConsumerCommand::Resume(vec![tp.clone()]));
+            let _ = self
+                .commands
+                .send(ConsumerCommand::Resume(vec![tp.clone()]));
         }
     }
 
@@ -455,11 +596,20 @@ impl Sink {
         let due: Vec<TopicPartition> = self
             .partitions
             .iter()
-            .filter(|(_, s)| s.landing.is_none() && s.retry.as_ref().is_some_and(|r| r.at <= now || self.stopping))
+            .filter(|(_, s)| {
+                s.landing.is_none()
+                    && s.retry
+                        .as_ref()
+                        .is_some_and(|r| r.at <= now || self.stopping)
+            })
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in due {
-            let r = self.partitions.get_mut(&tp).and_then(|s| s.retry.take()).expect("retry present");
+            let r = self
+                .partitions
+                .get_mut(&tp)
+                .and_then(|s| s.retry.take())
+                .expect("retry present");
             self.start_landing(tp, r.batch, r.attempt);
         }
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
@@ -476,6 +626,7 @@ impl Sink {
                 s.buffer.memory_bytes()
                     + s.landing.as_ref().map_or(0, |l| l.bytes)
                     + s.retry.as_ref().map_or(0, |r| r.batch.bytes())
+                    + s.queued.iter().map(|(b, _)| b.bytes()).sum::<u64>()
             })
             .sum()
     }
@@ -485,10 +636,16 @@ impl Sink {
     fn enforce_budget(&mut self) -> Result<(), SinkError> {
         let budget = self.cfg.runtime.max_buffered_bytes;
         let mut total = self.buffered_bytes();
-        self.metrics.buffered_bytes.with_label_values(&[&self.name]).set(total as i64);
+        self.metrics
+            .buffered_bytes
+            .with_label_values(&[&self.name])
+            .set(total as i64);
         if total > budget {
-            let mut by_size: Vec<(u64, TopicPartition)> =
-                self.partitions.iter().map(|(tp, s)| (s.buffer.memory_bytes(), tp.clone())).collect();
+            let mut by_size: Vec<(u64, TopicPartition)> = self
+                .partitions
+                .iter()
+                .map(|(tp, s)| (s.buffer.memory_bytes(), tp.clone()))
+                .collect();
             by_size.sort_by(|a, b| b.0.cmp(&a.0));
             for (size, tp) in by_size {
                 if total <= budget * 8 / 10 || size == 0 {
@@ -519,7 +676,10 @@ impl Sink {
             }
         }
         let paused = self.partitions.values().filter(|s| s.paused).count();
-        self.metrics.partitions_paused.with_label_values(&[&self.name]).set(paused as i64);
+        self.metrics
+            .partitions_paused
+            .with_label_values(&[&self.name])
+            .set(paused as i64);
         Ok(())
     }
 
@@ -535,8 +695,8 @@ impl Sink {
     async fn on_assigned(&mut self, partitions: Vec<Assigned>) -> Result<Vec<StartAt>, SinkError> {
         let recovery = self.recovery();
         let recoveries = partitions.iter().map(|a| {
-            let hint = a.committed.as_ref().and_then(|(offset, meta)| {
-                decode_hint(meta).map(|first| Hint { committed_offset: *offset, commit_first: first })
+            let hint = a.committed.as_ref().map(|(offset, _)| Hint {
+                committed_offset: *offset,
             });
             let initial = match (self.cfg.kafka.start_from, a.watermarks) {
                 (StartFrom::Earliest, Some((low, _))) => low.max(0),
@@ -569,20 +729,33 @@ impl Sink {
                     epoch,
                     landing: None,
                     retry: None,
+                    queued: Default::default(),
                     failures: 0,
                     paused: false,
                 },
             );
-            starts.push(StartAt { tp: a.tp, offset: rec.next, epoch });
+            starts.push(StartAt {
+                tp: a.tp,
+                offset: rec.next,
+                epoch,
+            });
         }
-        self.metrics.partitions_assigned.with_label_values(&[&self.name]).set(self.partitions.len() as i64);
+        self.metrics
+            .partitions_assigned
+            .with_label_values(&[&self.name])
+            .set(self.partitions.len() as i64);
         Ok(starts)
     }
 
     /// Hand revoked partitions off cleanly: land what is buffered within the deadline, else drop it
     /// (the new owner re-reads it from the last commit).
-    async fn on_revoked(&mut self, partitions: Vec<TopicPartition>, lost: bool) -> Result<(), SinkError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.cfg.runtime.revoke_flush_timeout_ms * 9 / 10);
+    async fn on_revoked(
+        &mut self,
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+    ) -> Result<(), SinkError> {
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.cfg.runtime.revoke_flush_timeout_ms * 9 / 10);
         if !lost {
             loop {
                 for tp in &partitions {
@@ -597,9 +770,12 @@ impl Sink {
                     self.flush_if(tp, Some(FlushReason::Revoke))?;
                 }
                 let pending = partitions.iter().any(|tp| {
-                    self.partitions
-                        .get(tp)
-                        .is_some_and(|s| s.landing.is_some() || s.retry.is_some() || !s.buffer.is_empty())
+                    self.partitions.get(tp).is_some_and(|s| {
+                        s.landing.is_some()
+                            || s.retry.is_some()
+                            || !s.queued.is_empty()
+                            || !s.buffer.is_empty()
+                    })
                 });
                 if !pending {
                     break;
@@ -624,7 +800,10 @@ impl Sink {
                 }
             }
         }
-        self.metrics.partitions_assigned.with_label_values(&[&self.name]).set(self.partitions.len() as i64);
+        self.metrics
+            .partitions_assigned
+            .with_label_values(&[&self.name])
+            .set(self.partitions.len() as i64);
         Ok(())
     }
 }
@@ -640,7 +819,12 @@ struct Recovery {
 impl Recovery {
     /// Recover with backoff on transient store errors (bounded well under the consumer's
     /// assignment timeout); permanent errors stop the sink.
-    async fn run(&self, tp: TopicPartition, hint: Option<Hint>, initial: i64) -> Result<Recovered, SinkError> {
+    async fn run(
+        &self,
+        tp: TopicPartition,
+        hint: Option<Hint>,
+        initial: i64,
+    ) -> Result<Recovered, SinkError> {
         let started = Instant::now();
         let mut failures = 0;
         loop {
@@ -657,16 +841,27 @@ impl Recovery {
             .await;
             match r {
                 Ok(rec) => {
-                    self.metrics.recovery_seconds.with_label_values(&[&self.sink]).observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .recovery_seconds
+                        .with_label_values(&[&self.sink])
+                        .observe(started.elapsed().as_secs_f64());
                     return Ok(rec);
                 }
                 Err(e) if e.is_retryable() && started.elapsed() < Duration::from_secs(45) => {
-                    self.metrics.store_errors.with_label_values(&[&self.sink, "transient"]).inc();
+                    self.metrics
+                        .store_errors
+                        .with_label_values(&[&self.sink, "transient"])
+                        .inc();
                     warn!(sink = %self.sink, %tp, error = %e, "recovery failed; retrying");
                     tokio::time::sleep(backoff(failures)).await;
                     failures += 1;
                 }
-                Err(e) => return Err(SinkError::Store { sink: self.sink.clone(), source: e }),
+                Err(e) => {
+                    return Err(SinkError::Store {
+                        sink: self.sink.clone(),
+                        source: e,
+                    })
+                }
             }
         }
     }

@@ -68,12 +68,20 @@ impl Location {
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(&bucket)
                     .with_retry(retry)
-                    .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), &timeout)
-                    .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), &connect_timeout);
+                    .with_config(
+                        AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                        &timeout,
+                    )
+                    .with_config(
+                        AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                        &connect_timeout,
+                    );
                 let mut has_static_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
                 for (k, v) in &opts.options {
                     let key = AmazonS3ConfigKey::from_str(k).map_err(|_| {
-                        open_err(format!("unknown S3 option `{k}` (see docs/configuration.md)"))
+                        open_err(format!(
+                            "unknown S3 option `{k}` (see docs/configuration.md)"
+                        ))
                     })?;
                     if matches!(key, AmazonS3ConfigKey::AccessKeyId) {
                         has_static_keys = true;
@@ -91,10 +99,7 @@ impl Location {
                     .options
                     .get("aws_skip_signature")
                     .is_some_and(|v| v == "true");
-                let imds = opts
-                    .options
-                    .get("aws_imdsv1_fallback")
-                    .is_some()
+                let imds = opts.options.get("aws_imdsv1_fallback").is_some()
                     || std::env::var("LANDFALL_ALLOW_INSTANCE_METADATA").is_ok_and(|v| v == "true");
                 if !(has_static_keys || federated || unsigned || imds) {
                     return Err(open_err(
@@ -109,10 +114,15 @@ impl Location {
                     .with_bucket_name(&bucket)
                     .with_retry(retry)
                     .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), &timeout)
-                    .with_config(GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout), &connect_timeout);
+                    .with_config(
+                        GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                        &connect_timeout,
+                    );
                 for (k, v) in &opts.options {
                     let key = GoogleConfigKey::from_str(k).map_err(|_| {
-                        open_err(format!("unknown GCS option `{k}` (see docs/configuration.md)"))
+                        open_err(format!(
+                            "unknown GCS option `{k}` (see docs/configuration.md)"
+                        ))
                     })?;
                     b = b.with_config(key, v);
                 }

@@ -25,12 +25,15 @@ pub async fn commit_record(
     match io::create(markers, commit_key, Bytes::from(manifest.to_json())).await? {
         Created::Yes => Ok(CommitOutcome::Committed(Box::new(manifest.clone()))),
         Created::AlreadyExists => {
-            let existing = read_manifest(markers, commit_key).await?.ok_or_else(|| {
-                StoreError::Corrupt {
-                    url: markers.url_of(&markers.path(commit_key)),
-                    message: "create-only put said the commit record exists, but it cannot be read".into(),
-                }
-            })?;
+            let existing =
+                read_manifest(markers, commit_key)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        url: markers.url_of(&markers.path(commit_key)),
+                        message:
+                            "create-only put said the commit record exists, but it cannot be read"
+                                .into(),
+                    })?;
             if existing.attempt_id == manifest.attempt_id {
                 Ok(CommitOutcome::Committed(Box::new(existing)))
             } else {
@@ -52,10 +55,12 @@ pub async fn publish_marker(
 
 pub async fn read_manifest(loc: &Location, key: &str) -> Result<Option<Manifest>, StoreError> {
     match io::get(loc, key).await? {
-        Some(bytes) => Manifest::from_json(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
-            url: loc.url_of(&loc.path(key)),
-            message: format!("not a Landfall manifest: {e}"),
-        }),
+        Some(bytes) => Manifest::from_json(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                url: loc.url_of(&loc.path(key)),
+                message: format!("not a Landfall manifest: {e}"),
+            }),
         None => Ok(None),
     }
 }

@@ -48,8 +48,12 @@ impl StoreError {
     pub fn cause(&self) -> &'static str {
         match self {
             StoreError::Object { source, .. } => match source {
-                object_store::Error::PermissionDenied { .. } => "permission denied: wrong credentials or missing IAM permission",
-                object_store::Error::Unauthenticated { .. } => "not authenticated: missing or invalid credentials",
+                object_store::Error::PermissionDenied { .. } => {
+                    "permission denied: wrong credentials or missing IAM permission"
+                }
+                object_store::Error::Unauthenticated { .. } => {
+                    "not authenticated: missing or invalid credentials"
+                }
                 object_store::Error::NotFound { .. } => "not found: does the bucket exist?",
                 _ if classify(source) == ErrorClass::Transient => "transient store error (retried)",
                 _ => "store rejected the request",
@@ -99,7 +103,10 @@ mod tests {
             "s3://b/k",
             object_store::Error::Generic {
                 store: "S3",
-                source: Box::new(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")),
+                source: Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset",
+                )),
             },
         );
         assert!(io.is_retryable());

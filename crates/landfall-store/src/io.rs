@@ -117,7 +117,11 @@ pub struct Listed {
 }
 
 /// List everything under `dir` (relative to the location), optionally only keys after `after`.
-pub async fn list(loc: &Location, dir: &str, after: Option<&str>) -> Result<Vec<Listed>, StoreError> {
+pub async fn list(
+    loc: &Location,
+    dir: &str,
+    after: Option<&str>,
+) -> Result<Vec<Listed>, StoreError> {
     let prefix = loc.path(dir);
     let stream = match after {
         Some(a) => loc.store.list_with_offset(Some(&prefix), &loc.path(a)),

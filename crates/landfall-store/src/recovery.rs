@@ -1,11 +1,12 @@
 //! Recovery on partition assignment (invariant 3: the object store is the source of truth).
 //!
-//! The group's committed offset is only a hint: it carries the first offset of the commit record
-//! it was derived from, so recovery reads that record and lists only the records after it. Cost is
-//! one GET plus one short listing, however many commits the partition has had.
+//! The group's committed offset is only a hint. It is the `next` of some commit; the index entry
+//! `_index/.../{next}` names that commit's first offset, so recovery reads that record and lists
+//! only the records after it. Cost is two GETs plus one short listing, however many commits the
+//! partition has had. Without a usable hint it lists the partition's commit records.
 
 use bytes::Bytes;
-use landfall_core::keys::{commit_dir, commit_key, genesis_key, parse_commit_key};
+use landfall_core::keys::{commit_dir, commit_key, genesis_key, index_key, parse_commit_key};
 use landfall_core::manifest::{Genesis, Manifest, FORMAT_VERSION};
 
 use crate::backend::Location;
@@ -13,11 +14,26 @@ use crate::commit::{publish_marker, read_manifest};
 use crate::error::StoreError;
 use crate::io::{self, Created};
 
-/// The group's committed offset for a partition and the commit record it points at.
+/// The group's committed offset for a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hint {
     pub committed_offset: i64,
-    pub commit_first: i64,
+}
+
+/// The first offset of the commit whose `next` is `next`, from the index.
+async fn indexed_first(
+    markers: &Location,
+    sink: &str,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) -> Result<Option<i64>, StoreError> {
+    let Some(b) = io::get(markers, &index_key(sink, topic, partition, next)).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<serde_json::Value>(&b)
+        .ok()
+        .and_then(|v| v["first"].as_i64()))
 }
 
 #[derive(Debug, Clone)]
@@ -45,18 +61,38 @@ pub async fn recover_partition(
     now_rfc3339: &str,
 ) -> Result<Recovered, StoreError> {
     let dir = commit_dir(sink, topic, partition);
-    if let Some(h) = hint {
-        let after = io::list(markers, &dir, Some(&commit_key(sink, topic, partition, h.commit_first))).await?;
-        let later = after.iter().filter_map(|l| parse_commit_key(l.path.as_ref())).max();
-        let tip_first = later.unwrap_or(h.commit_first);
-        if let Some(tip) = read_manifest(markers, &commit_key(sink, topic, partition, tip_first)).await? {
+    let hinted = match hint {
+        Some(h) => indexed_first(markers, sink, topic, partition, h.committed_offset)
+            .await?
+            .map(|f| (h, f)),
+        None => None,
+    };
+    if let Some((h, first)) = hinted {
+        let after = io::list(
+            markers,
+            &dir,
+            Some(&commit_key(sink, topic, partition, first)),
+        )
+        .await?;
+        let later = after
+            .iter()
+            .filter_map(|l| parse_commit_key(l.path.as_ref()))
+            .max();
+        let tip_first = later.unwrap_or(first);
+        if let Some(tip) =
+            read_manifest(markers, &commit_key(sink, topic, partition, tip_first)).await?
+        {
             if later.is_some() || tip.offsets.next == h.committed_offset {
                 ensure_marker(markers, &tip).await?;
                 return Ok(Recovered {
                     next: tip.offsets.next,
                     tip: Some(tip),
                     listed: after.len(),
-                    via: if later.is_some() { "hint+listing" } else { "hint" },
+                    via: if later.is_some() {
+                        "hint+listing"
+                    } else {
+                        "hint"
+                    },
                 });
             }
         }
@@ -64,7 +100,10 @@ pub async fn recover_partition(
         // fall back to a full listing.
     }
     let all = io::list(markers, &dir, None).await?;
-    let tip_first = all.iter().filter_map(|l| parse_commit_key(l.path.as_ref())).max();
+    let tip_first = all
+        .iter()
+        .filter_map(|l| parse_commit_key(l.path.as_ref()))
+        .max();
     if let Some(first) = tip_first {
         let tip = read_manifest(markers, &commit_key(sink, topic, partition, first))
             .await?
@@ -80,7 +119,16 @@ pub async fn recover_partition(
             via: "listing",
         });
     }
-    let genesis = ensure_genesis(markers, sink, topic, partition, initial_offset, writer_id, now_rfc3339).await?;
+    let genesis = ensure_genesis(
+        markers,
+        sink,
+        topic,
+        partition,
+        initial_offset,
+        writer_id,
+        now_rfc3339,
+    )
+    .await?;
     Ok(Recovered {
         next: genesis.first_offset,
         tip: None,
@@ -92,10 +140,12 @@ pub async fn recover_partition(
 /// A crash between the commit record and the batch marker leaves the tip without its marker;
 /// only the tip can be in that state, since the next batch is landed only after the marker.
 async fn ensure_marker(markers: &Location, tip: &Manifest) -> Result<(), StoreError> {
-    let key = markers.key_of_url(&tip.marker_url).ok_or_else(|| StoreError::Corrupt {
-        url: tip.commit_url.clone(),
-        message: format!("marker_url {} is outside the marker prefix", tip.marker_url),
-    })?;
+    let key = markers
+        .key_of_url(&tip.marker_url)
+        .ok_or_else(|| StoreError::Corrupt {
+            url: tip.commit_url.clone(),
+            message: format!("marker_url {} is outside the marker prefix", tip.marker_url),
+        })?;
     if !io::exists(markers, &key).await? {
         publish_marker(markers, &key, tip).await?;
     }
@@ -134,9 +184,15 @@ async fn ensure_genesis(
     match io::create(markers, &key, bytes).await? {
         Created::Yes => Ok(g),
         // Another worker chose first; its choice wins.
-        Created::AlreadyExists => parse(io::get(markers, &key).await?.ok_or_else(|| StoreError::Corrupt {
-            url: markers.url_of(&markers.path(&key)),
-            message: "genesis record exists but cannot be read".into(),
-        })?),
+        Created::AlreadyExists => {
+            parse(
+                io::get(markers, &key)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        url: markers.url_of(&markers.path(&key)),
+                        message: "genesis record exists but cannot be read".into(),
+                    })?,
+            )
+        }
     }
 }

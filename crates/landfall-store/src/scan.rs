@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use futures::{stream, StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use landfall_core::keys::parse_commit_key;
 use landfall_core::manifest::{Genesis, Manifest};
+use object_store::ObjectStoreExt;
 
 use crate::backend::Location;
 use crate::commit::read_manifest;
@@ -13,12 +13,17 @@ use crate::error::StoreError;
 use crate::io::{self, Listed};
 
 /// Every commit record and genesis record of a sink.
-pub async fn load_commits(markers: &Location, sink: &str) -> Result<(Vec<Manifest>, Vec<Genesis>), StoreError> {
+pub async fn load_commits(
+    markers: &Location,
+    sink: &str,
+) -> Result<(Vec<Manifest>, Vec<Genesis>), StoreError> {
     let listed = io::list(markers, &format!("_commits/{sink}"), None).await?;
     let mut commit_keys = Vec::new();
     let mut genesis_keys = Vec::new();
     for l in &listed {
-        let Some(rel) = markers.relative(&l.path) else { continue };
+        let Some(rel) = markers.relative(&l.path) else {
+            continue;
+        };
         if parse_commit_key(rel).is_some() {
             commit_keys.push(rel.to_string());
         } else if rel.ends_with("/genesis.json") {
@@ -27,10 +32,12 @@ pub async fn load_commits(markers: &Location, sink: &str) -> Result<(Vec<Manifes
     }
     let manifests: Vec<Manifest> = stream::iter(commit_keys)
         .map(|k| async move {
-            read_manifest(markers, &k).await?.ok_or_else(|| StoreError::Corrupt {
-                url: markers.url_of(&markers.path(&k)),
-                message: "listed commit record vanished".into(),
-            })
+            read_manifest(markers, &k)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    url: markers.url_of(&markers.path(&k)),
+                    message: "listed commit record vanished".into(),
+                })
         })
         .buffer_unordered(16)
         .try_collect()
@@ -48,7 +55,10 @@ pub async fn load_commits(markers: &Location, sink: &str) -> Result<(Vec<Manifes
 }
 
 /// Files a manifest lists that are missing or whose size differs: each is a broken promise.
-pub async fn missing_files(data: &Location, manifests: &[Manifest]) -> Result<Vec<String>, StoreError> {
+pub async fn missing_files(
+    data: &Location,
+    manifests: &[Manifest],
+) -> Result<Vec<String>, StoreError> {
     let entries: Vec<(String, u64)> = manifests
         .iter()
         .flat_map(|m| m.files.iter().chain(&m.dead_letter_files))
@@ -61,7 +71,10 @@ pub async fn missing_files(data: &Location, manifests: &[Manifest]) -> Result<Ve
             };
             match data.store.head(&data.path(&key)).await {
                 Ok(meta) if meta.size == size => Ok(None),
-                Ok(meta) => Ok(Some(format!("{url}: size {} but the manifest says {size}", meta.size))),
+                Ok(meta) => Ok(Some(format!(
+                    "{url}: size {} but the manifest says {size}",
+                    meta.size
+                ))),
                 Err(object_store::Error::NotFound { .. }) => Ok(Some(format!("{url}: missing"))),
                 Err(e) => Err(StoreError::object("head", url.clone(), e)),
             }

@@ -17,10 +17,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "landfall", version, about = "Land Kafka topics as Parquet files with completion markers, exactly once")]
+#[command(
+    name = "landfall",
+    version,
+    about = "Land Kafka topics as Parquet files with completion markers, exactly once"
+)]
 struct Cli {
     /// Log format: text or json.
-    #[arg(long, global = true, default_value = "text", env = "LANDFALL_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        env = "LANDFALL_LOG_FORMAT"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -82,7 +91,9 @@ enum Command {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
     } else {
@@ -96,11 +107,18 @@ fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
     if let Some(dir) = &configs.dir {
         match config_files_in(dir) {
             Ok(f) => files.extend(f),
-            Err(e) => return Err(vec![format!("{}: cannot read the directory: {e}", dir.display())]),
+            Err(e) => {
+                return Err(vec![format!(
+                    "{}: cannot read the directory: {e}",
+                    dir.display()
+                )])
+            }
         }
     }
     if files.is_empty() {
-        return Err(vec!["no sink config given: use --config FILE or --config-dir DIR".into()]);
+        return Err(vec![
+            "no sink config given: use --config FILE or --config-dir DIR".into(),
+        ]);
     }
     let mut sinks = Vec::new();
     let mut problems = Vec::new();
@@ -113,7 +131,11 @@ fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
     let mut names = HashSet::new();
     for s in &sinks {
         if !names.insert(s.name.clone()) {
-            problems.push(format!("{}: sink name `{}` is used by another config too", s.source.display(), s.name));
+            problems.push(format!(
+                "{}: sink name `{}` is used by another config too",
+                s.source.display(),
+                s.name
+            ));
         }
     }
     if problems.is_empty() {
@@ -147,7 +169,11 @@ fn stores(cfg: &SinkConfig) -> Result<SinkStores> {
     } else {
         Location::open(&cfg.errors.dead_letter_url, &data_opts)?
     };
-    Ok(SinkStores { data, markers, dead_letters })
+    Ok(SinkStores {
+        data,
+        markers,
+        dead_letters,
+    })
 }
 
 fn writer_id() -> String {
@@ -177,10 +203,19 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
                 .await
                 .map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?;
         }
-        contexts.push(SinkContext { config: cfg, stores: st, metrics: metrics.clone(), writer_id: writer.clone() });
+        contexts.push(SinkContext {
+            config: cfg,
+            stores: st,
+            metrics: metrics.clone(),
+            writer_id: writer.clone(),
+        });
     }
 
-    let http = tokio::spawn(landfall_runtime::http::serve(metrics_addr, metrics.clone(), shutdown.clone()));
+    let http = tokio::spawn(landfall_runtime::http::serve(
+        metrics_addr,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     for ctx in contexts {
         let token = shutdown.clone();
@@ -190,7 +225,9 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
     let signals = {
         let token = shutdown.clone();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM: shutting down"),
                 _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
@@ -229,20 +266,31 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
     for cfg in sinks {
         let st = stores(&cfg)?;
         let (manifests, genesis) = scan::load_commits(&st.markers, &cfg.name).await?;
-        let mut by_partition: BTreeMap<(String, i32), Vec<landfall_core::manifest::OffsetRange>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<(String, i32), Vec<landfall_core::manifest::OffsetRange>> =
+            BTreeMap::new();
         let mut rows: BTreeMap<(String, i32), (u64, u64)> = BTreeMap::new();
         for m in &manifests {
-            by_partition.entry((m.topic.clone(), m.partition)).or_default().push(m.offsets);
+            by_partition
+                .entry((m.topic.clone(), m.partition))
+                .or_default()
+                .push(m.offsets);
             let e = rows.entry((m.topic.clone(), m.partition)).or_default();
             e.0 += m.rows;
             e.1 += m.dead_lettered;
         }
         let topics: Vec<String> = match &cfg.topics {
             TopicSelection::Names(n) => n.clone(),
-            TopicSelection::Regex(_) => by_partition.keys().map(|(t, _)| t.clone()).collect::<HashSet<_>>().into_iter().collect(),
+            TopicSelection::Regex(_) => by_partition
+                .keys()
+                .map(|(t, _)| t.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect(),
         };
         let kafka = cfg.kafka.clone();
-        let watermarks = tokio::task::spawn_blocking(move || landfall_kafka::watermarks(&kafka, &topics)).await??;
+        let watermarks =
+            tokio::task::spawn_blocking(move || landfall_kafka::watermarks(&kafka, &topics))
+                .await??;
         let mut keys: Vec<(String, i32)> = watermarks.keys().cloned().collect();
         for k in by_partition.keys() {
             if !keys.contains(k) {
@@ -251,11 +299,19 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
         }
         keys.sort();
         for key in keys {
-            let g = genesis.iter().find(|g| g.topic == key.0 && g.partition == key.1).map(|g| g.first_offset);
+            let g = genesis
+                .iter()
+                .find(|g| g.topic == key.0 && g.partition == key.1)
+                .map(|g| g.first_offset);
             let cov = analyze(g, by_partition.get(&key).map(Vec::as_slice).unwrap_or(&[]));
             let (low, high) = watermarks.get(&key).copied().unwrap_or((0, 0));
             // A gap wholly below the topic's earliest offset is explained by retention.
-            let unexplained: Vec<(i64, i64)> = cov.gaps.iter().copied().filter(|&(_, b)| b >= low).collect();
+            let unexplained: Vec<(i64, i64)> = cov
+                .gaps
+                .iter()
+                .copied()
+                .filter(|&(_, b)| b >= low)
+                .collect();
             let ok = cov.overlaps.is_empty() && unexplained.is_empty();
             clean &= ok;
             let (r, d) = rows.get(&key).copied().unwrap_or((0, 0));
@@ -309,7 +365,12 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
             .flat_map(|m| m.files.iter().chain(&m.dead_letter_files))
             .map(|f| f.url.clone())
             .collect();
-        let mut dirs: Vec<String> = manifests.iter().map(|m| m.topic.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let mut dirs: Vec<String> = manifests
+            .iter()
+            .map(|m| m.topic.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         if let TopicSelection::Names(n) = &cfg.topics {
             dirs.extend(n.iter().cloned());
         }
@@ -319,7 +380,13 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
         let dl = scan::orphans(&st.dead_letters, &[cfg.name.clone()], &listed, cutoff).await?;
         for (loc, list) in [(&st.data, orphans), (&st.dead_letters, dl)] {
             for o in list {
-                println!("{} {} ({} bytes, {})", if delete { "deleting" } else { "orphan" }, loc.url_of(&o.path), o.size, o.last_modified);
+                println!(
+                    "{} {} ({} bytes, {})",
+                    if delete { "deleting" } else { "orphan" },
+                    loc.url_of(&o.path),
+                    o.size,
+                    o.last_modified
+                );
                 if delete {
                     io::delete(loc, &o.path).await?;
                 }
@@ -332,10 +399,17 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result: Result<bool> = rt.block_on(async move {
         match cli.command {
-            Command::Run { configs, metrics_addr, writer_id } => run(configs, metrics_addr, writer_id).await.map(|_| true),
+            Command::Run {
+                configs,
+                metrics_addr,
+                writer_id,
+            } => run(configs, metrics_addr, writer_id).await.map(|_| true),
             Command::Validate { configs } => match load(&configs) {
                 Ok(sinks) => {
                     for s in sinks {
@@ -350,8 +424,16 @@ fn main() -> ExitCode {
                     Ok(false)
                 }
             },
-            Command::Verify { configs, check_files, json } => verify(configs, check_files, json).await,
-            Command::Gc { configs, min_age_secs, delete } => gc(configs, min_age_secs, delete).await.map(|_| true),
+            Command::Verify {
+                configs,
+                check_files,
+                json,
+            } => verify(configs, check_files, json).await,
+            Command::Gc {
+                configs,
+                min_age_secs,
+                delete,
+            } => gc(configs, min_age_secs, delete).await.map(|_| true),
         }
     });
     match result {

@@ -1,0 +1,150 @@
+//! Broker-free pipeline benchmarks: records -> Arrow -> Parquet through `PartitionBuffer`, the
+//! CPU work of arrows 2 and 3 of the data flow, for each record format.
+//!
+//! - `partition_buffer/<format>`: `push` every record, `encode_pending` whenever a chunk is full
+//!   (as the sink loop does), then `seal` the batch into finished Parquet files. This is the whole
+//!   per-record CPU cost of landing, minus Kafka and the object store.
+//! - `decode/<format>`: `RecordDecoder::decode` alone (records -> Arrow `RecordBatch`), to split
+//!   the first figure into decoding and Parquet encoding.
+//!
+//! Throughput is in bytes of record values (what producers sent). Each iteration handles
+//! `RECORDS` records of `RECORD_BYTES` bytes, generated once, with Landfall's default Parquet
+//! settings (zstd level 3, dictionary, page statistics) and default chunk size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
+use landfall_bench::{buffer_format, event_record, sink_config, timestamp_ms, Format, SinkSpec};
+use landfall_core::buffer::PartitionBuffer;
+use landfall_core::flush::FlushReason;
+use landfall_core::{KafkaRecord, TopicPartition};
+
+const RECORDS: u64 = 16_384;
+const RECORD_BYTES: usize = 1024;
+const FORMATS: [Format; 3] = [Format::Declared, Format::Inferred, Format::Raw];
+
+fn spec(format: Format) -> SinkSpec {
+    SinkSpec {
+        name: "bench".into(),
+        topic: "events".into(),
+        bootstrap: "127.0.0.1:9092".into(),
+        group_id: "bench".into(),
+        format,
+        data_url: "file:///tmp/landfall-bench/data".into(),
+        markers_url: "file:///tmp/landfall-bench/markers".into(),
+        // Large enough that nothing here depends on the flush policy.
+        max_file_bytes: 1 << 30,
+        max_records: 100_000_000,
+        max_age_ms: 600_000,
+        max_buffered_bytes: 2 << 30,
+        kafka_options: Vec::new(),
+    }
+}
+
+fn records() -> Vec<KafkaRecord> {
+    let topic: Arc<str> = "events".into();
+    (0..RECORDS)
+        .map(|seq| KafkaRecord {
+            topic: topic.clone(),
+            partition: 0,
+            offset: seq as i64,
+            timestamp_ms: Some(timestamp_ms(seq)),
+            key: Some(Bytes::from(seq.to_string())),
+            value: Some(Bytes::from(event_record(seq, RECORD_BYTES))),
+            headers: Vec::new(),
+        })
+        .collect()
+}
+
+fn value_bytes(records: &[KafkaRecord]) -> u64 {
+    records
+        .iter()
+        .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+        .sum()
+}
+
+fn partition_buffer(c: &mut Criterion) {
+    let input = records();
+    let mut group = c.benchmark_group("partition_buffer");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(value_bytes(&input)));
+    for format in FORMATS {
+        let cfg = sink_config(&spec(format));
+        let fmt = buffer_format(&cfg);
+        // One line of context per format: how much the Parquet output weighs.
+        let mut b = PartitionBuffer::new(TopicPartition::new("events", 0));
+        for r in input.iter().cloned() {
+            b.push(r, 0);
+        }
+        let sealed = b
+            .seal(&fmt, FlushReason::Bytes, 0)
+            .expect("seal")
+            .expect("not empty");
+        eprintln!(
+            "{}: {} records, {} value bytes -> {} Parquet bytes in {} file(s) (ratio {:.3})",
+            format.name(),
+            sealed.records,
+            value_bytes(&input),
+            sealed.bytes(),
+            sealed.files.len(),
+            sealed.bytes() as f64 / value_bytes(&input) as f64,
+        );
+        assert_eq!(sealed.rows(), RECORDS, "every record decoded");
+
+        group.bench_function(format.name(), |bench| {
+            bench.iter_batched(
+                || input.clone(),
+                |records| {
+                    let mut b = PartitionBuffer::new(TopicPartition::new("events", 0));
+                    for r in records {
+                        b.push(r, 0);
+                        if b.chunk_full(&fmt) {
+                            b.encode_pending(&fmt, 0).expect("encode");
+                        }
+                    }
+                    b.seal(&fmt, FlushReason::Bytes, 0)
+                        .expect("seal")
+                        .expect("not empty")
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn decode(c: &mut Criterion) {
+    let input = records();
+    let mut group = c.benchmark_group("decode");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes(value_bytes(&input)));
+    for format in FORMATS {
+        let fmt = buffer_format(&sink_config(&spec(format)));
+        let chunk = fmt.chunk_records;
+        group.bench_function(format.name(), |bench| {
+            bench.iter(|| {
+                let mut rows = 0;
+                for records in input.chunks(chunk) {
+                    let d = fmt.decoder.decode(records, 0).expect("decode");
+                    rows += d.batch.num_rows();
+                }
+                assert_eq!(rows as u64, RECORDS);
+                rows
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, partition_buffer, decode);
+criterion_main!(benches);

@@ -1,0 +1,175 @@
+//! A fault-injecting object store: wraps a real store and, at random, fails a request before it
+//! reaches the store (a 503), fails it after the store has done it (a timeout with an unknown
+//! outcome), or delays it. Lets tests drive every error path of the commit protocol on purpose.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Debug, Clone, Copy)]
+pub struct FaultConfig {
+    /// Chance a request fails before reaching the store.
+    pub fail_before: f64,
+    /// Chance a write succeeds at the store but the caller sees an error (unknown outcome).
+    pub fail_after: f64,
+    /// Chance a request is delayed by `delay`.
+    pub delay_rate: f64,
+    pub delay: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    pub failed_before: AtomicU64,
+    pub failed_after: AtomicU64,
+    pub delayed: AtomicU64,
+}
+
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    cfg: FaultConfig,
+    rng: Mutex<StdRng>,
+    enabled: AtomicBool,
+    pub counts: Arc<FaultCounts>,
+}
+
+impl fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+fn injected(what: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "FaultyStore",
+        source: format!("injected fault: {what}").into(),
+    }
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, cfg: FaultConfig, seed: u64) -> Self {
+        FaultyStore {
+            inner,
+            cfg,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            enabled: AtomicBool::new(true),
+            counts: Arc::new(FaultCounts::default()),
+        }
+    }
+
+    /// Stop injecting (so a test can let the sink catch up cleanly at the end).
+    pub fn disable(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+    }
+
+    fn roll(&self, p: f64) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+            && p > 0.0
+            && self.rng.lock().expect("rng").random_bool(p.min(1.0))
+    }
+
+    async fn before(&self, op: &str) -> Result<()> {
+        if self.roll(self.cfg.delay_rate) {
+            self.counts.delayed.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.cfg.delay).await;
+        }
+        if self.roll(self.cfg.fail_before) {
+            self.counts.failed_before.fetch_add(1, Ordering::Relaxed);
+            return Err(injected(&format!("503 SlowDown on {op}")));
+        }
+        Ok(())
+    }
+
+    fn after<T>(&self, op: &str, r: Result<T>) -> Result<T> {
+        match r {
+            Ok(_) if self.roll(self.cfg.fail_after) => {
+                self.counts.failed_after.fetch_add(1, Ordering::Relaxed);
+                Err(injected(&format!(
+                    "connection reset after {op} was applied"
+                )))
+            }
+            r => r,
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.before("put").await?;
+        let r = self.inner.put_opts(location, payload, opts).await;
+        self.after("put", r)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.before("multipart upload").await?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.before("get").await?;
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        if self.roll(self.cfg.fail_before) {
+            self.counts.failed_before.fetch_add(1, Ordering::Relaxed);
+            return stream::once(async { Err(injected("503 on list")) }).boxed();
+        }
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        if self.roll(self.cfg.fail_before) {
+            self.counts.failed_before.fetch_add(1, Ordering::Relaxed);
+            return stream::once(async { Err(injected("503 on list")) }).boxed();
+        }
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.before("list").await?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.before("copy").await?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}

@@ -1,0 +1,175 @@
+//! Shared helpers of the integration tests: sink configs, stores, running a sink in-process.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use landfall_core::config::SinkConfig;
+use landfall_core::manifest::Manifest;
+use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
+use landfall_store::{Location, OpenOptions};
+use landfall_testkit::{eventually, inline_table, manifests, Broker};
+use tokio_util::sync::CancellationToken;
+
+/// Where a test lands: data URL, marker URL and store options.
+#[derive(Clone)]
+pub struct Target {
+    pub data: String,
+    pub markers: String,
+    pub options: BTreeMap<String, String>,
+}
+
+impl Target {
+    pub fn local(dir: &Path) -> Target {
+        Target {
+            data: format!("file://{}/data", dir.display()),
+            markers: format!("file://{}/markers", dir.display()),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+pub const DECLARED_FIELDS: &str = r#"fields = [
+  { name = "seq", type = "int64", nullable = false },
+  { name = "name", type = "string" },
+  { name = "amount", type = "decimal(12,2)" },
+  { name = "ts", type = "timestamp" },
+]"#;
+
+/// A sink config; `extra` is appended verbatim (more tables).
+pub fn sink_toml(
+    name: &str,
+    topic: &str,
+    bootstrap: &str,
+    t: &Target,
+    flush: &str,
+    extra: &str,
+) -> String {
+    let opts = if t.options.is_empty() {
+        String::new()
+    } else {
+        format!("options = {}\n", inline_table(&t.options))
+    };
+    format!(
+        r#"name = "{name}"
+topics = ["{topic}"]
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+session_timeout_ms = 6000
+
+[format]
+type = "json"
+{DECLARED_FIELDS}
+
+[flush]
+{flush}
+
+[store]
+url = "{data}"
+{opts}
+[marker]
+prefix = "{markers}"
+{marker_opts}
+{extra}
+"#,
+        data = t.data,
+        markers = t.markers,
+        marker_opts = if t.options.is_empty() {
+            String::new()
+        } else {
+            format!("options = {}\n", inline_table(&t.options))
+        },
+    )
+}
+
+pub fn parse(toml: &str) -> SinkConfig {
+    SinkConfig::from_toml(toml, Path::new("test.toml"), &|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn open_opts(t: &Target) -> OpenOptions {
+    OpenOptions {
+        options: t.options.clone(),
+        max_retries: 3,
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+pub fn stores(cfg: &SinkConfig, t: &Target) -> SinkStores {
+    let o = open_opts(t);
+    SinkStores {
+        data: Location::open(&cfg.store.url, &o).expect("open data"),
+        markers: Location::open(&cfg.marker.prefix, &o).expect("open markers"),
+        dead_letters: Location::open(&cfg.errors.dead_letter_url, &o).expect("open dead letters"),
+    }
+}
+
+/// A sink running in this process.
+pub struct RunningSink {
+    pub token: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), landfall_runtime::SinkError>>,
+    pub metrics: Metrics,
+}
+
+pub fn start_sink(cfg: SinkConfig, stores: SinkStores, writer: &str) -> RunningSink {
+    let token = CancellationToken::new();
+    let metrics = Metrics::new();
+    let ctx = SinkContext {
+        config: cfg,
+        stores,
+        metrics: metrics.clone(),
+        writer_id: writer.to_string(),
+    };
+    let task = tokio::spawn(run_sink(ctx, token.clone()));
+    RunningSink {
+        token,
+        task,
+        metrics,
+    }
+}
+
+impl RunningSink {
+    pub async fn stop(self) {
+        self.token.cancel();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("sink stops within 60 s")
+            .expect("sink task did not panic")
+            .expect("sink stopped cleanly");
+    }
+}
+
+/// Wait until the commit chain of every partition reaches `produced` (count per partition).
+pub async fn await_landed(
+    markers: &Location,
+    sink: &str,
+    produced: &BTreeMap<i32, u64>,
+    timeout: Duration,
+) -> Vec<Manifest> {
+    eventually("every produced offset committed", timeout, || async {
+        let ms = manifests(markers, sink).await;
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for m in &ms {
+            let e = next.entry(m.partition).or_insert(0);
+            *e = (*e).max(m.offsets.next);
+        }
+        produced
+            .iter()
+            .all(|(p, n)| next.get(p).copied().unwrap_or(0) >= *n as i64)
+            .then_some(ms)
+    })
+    .await
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+pub fn broker() -> Broker {
+    Broker::start(landfall_testkit::Engine::Sqlite)
+}

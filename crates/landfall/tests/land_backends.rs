@@ -1,0 +1,188 @@
+//! The core sink on real parts: a tansu broker (SQLite engine), and local disk, moto's S3 server
+//! and the GCS fixture as stores. N JSON records over P partitions land exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use landfall_store::scan;
+use landfall_testkit::{
+    assert_exactly_once, json_record, landed_offsets, produce, producer, S3Server,
+};
+
+const N: u64 = 20_000;
+const P: i32 = 4;
+
+async fn lands_every_offset_once(target: Target) {
+    let broker = broker();
+    let topic = unique("orders");
+    broker.create_topic(&topic, P);
+    let produced = produce(
+        &producer(&broker.bootstrap()),
+        &topic,
+        P,
+        (0..N).map(|i| (i, json_record(i))),
+    )
+    .await;
+
+    // Small files and chunks so every partition lands several batches and files.
+    let cfg = parse(&sink_toml(
+        "orders",
+        &topic,
+        &broker.bootstrap(),
+        &target,
+        "max_records = 1500\nmax_age_ms = 5000",
+        "[runtime]\nchunk_records = 500\n",
+    ));
+    let stores = stores(&cfg, &target);
+    let sink = start_sink(cfg, stores.clone(), "test-writer");
+    await_landed(
+        &stores.markers,
+        "orders",
+        &produced,
+        Duration::from_secs(120),
+    )
+    .await;
+    sink.stop().await;
+
+    // Read back what a user reads: every row from Parquet, against the produced set.
+    let ms = landfall_testkit::manifests(&stores.markers, "orders").await;
+    let landed = landed_offsets(&stores.data, &ms).await;
+    assert_exactly_once(&topic, &produced, &ms, &landed);
+    // max_records is exact: 5000 records per partition make batches of 1500, 1500, 1500, 500.
+    let mut sizes: Vec<u64> = ms.iter().map(|m| m.records).collect();
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [vec![500; P as usize], vec![1500; 3 * P as usize]].concat(),
+        "batch sizes"
+    );
+    // A marker never lists a file that is not there.
+    assert_eq!(
+        scan::missing_files(&stores.data, &ms).await.unwrap(),
+        Vec::<String>::new()
+    );
+    // Every commit record has its batch marker with the same content.
+    for m in &ms {
+        let key = stores
+            .markers
+            .key_of_url(&m.marker_url)
+            .expect("marker under the prefix");
+        let bytes = landfall_store::io::get(&stores.markers, &key)
+            .await
+            .unwrap()
+            .expect("marker exists");
+        assert_eq!(
+            &landfall_core::manifest::Manifest::from_json(&bytes).unwrap(),
+            m
+        );
+    }
+    // No data file without a manifest (nothing crashed, so no orphans).
+    let listed: std::collections::HashSet<String> = ms
+        .iter()
+        .flat_map(|m| m.files.iter().map(|f| f.url.clone()))
+        .collect();
+    let orphans = scan::orphans(
+        &stores.data,
+        &[topic.clone()],
+        &listed,
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    assert!(
+        orphans.is_empty(),
+        "orphans: {:?}",
+        orphans
+            .iter()
+            .map(|o| o.path.to_string())
+            .collect::<Vec<_>>()
+    );
+    // The group's offsets were committed as hints, never ahead of the markers.
+    let committed = broker.committed("landfall-orders", &topic, P);
+    for (p, n) in &produced {
+        let (off, _) = committed.get(p).cloned().unwrap_or((0, String::new()));
+        assert!(
+            off <= *n as i64,
+            "partition {p}: group offset {off} ahead of markers"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lands_every_offset_once_on_local_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    lands_every_offset_once(Target::local(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lands_every_offset_once_on_s3() {
+    let s3 = S3Server::start();
+    let prefix = unique("t");
+    lands_every_offset_once(Target {
+        data: format!("s3://lake/{prefix}/raw"),
+        markers: format!("s3://lake/{prefix}/_landfall"),
+        options: s3.options(),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lands_every_offset_once_on_gcs_fixture() {
+    let gcs = landfall_fakegcs::spawn(landfall_fakegcs::Config {
+        buckets: vec!["lake".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let options = [
+        ("google_base_url", gcs.base_url()),
+        ("google_bearer_token", "test".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    lands_every_offset_once(Target {
+        data: "gs://lake/raw".into(),
+        markers: "gs://lake/_landfall".into(),
+        options,
+    })
+    .await;
+}
+
+/// `max_age_ms` lands an idle partition's tail: no more records arrive to trigger a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_age_lands_an_idle_tail() {
+    let broker = broker();
+    let topic = unique("idle");
+    broker.create_topic(&topic, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::local(dir.path());
+    let cfg = parse(&sink_toml(
+        "idle",
+        &topic,
+        &broker.bootstrap(),
+        &target,
+        "max_records = 1000000\nmax_age_ms = 1500",
+        "",
+    ));
+    let stores = stores(&cfg, &target);
+    let sink = start_sink(cfg, stores.clone(), "w");
+    // Produce after the sink has joined, then go idle.
+    let produced = produce(
+        &producer(&broker.bootstrap()),
+        &topic,
+        2,
+        (0..7).map(|i| (i, json_record(i))),
+    )
+    .await;
+    let ms = await_landed(&stores.markers, "idle", &produced, Duration::from_secs(60)).await;
+    assert!(
+        ms.iter().all(|m| m.flush_reason == "age"),
+        "{:?}",
+        ms.iter().map(|m| &m.flush_reason).collect::<Vec<_>>()
+    );
+    assert_eq!(ms.iter().map(|m| m.rows).sum::<u64>(), 7);
+    sink.stop().await;
+}
