@@ -198,6 +198,14 @@ impl Location {
 }
 
 impl Location {
+    /// The same location through another store (tests wrap the real one to inject faults).
+    pub fn with_store(&self, store: Arc<dyn ObjectStore>) -> Location {
+        Location {
+            store,
+            ..self.clone()
+        }
+    }
+
     /// Key relative to this location of a URL it produced with [`Location::url_of`].
     pub fn key_of_url(&self, url: &str) -> Option<String> {
         let path = url.strip_prefix(&self.base_url)?.strip_prefix('/')?;

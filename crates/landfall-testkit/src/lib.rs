@@ -260,26 +260,48 @@ impl Broker {
         topic: &str,
         partitions: i32,
     ) -> BTreeMap<i32, (i64, String)> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("group.id", group)
-            .create()
-            .expect("consumer");
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition(topic, p);
-        }
-        let got = c
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .expect("committed offsets");
-        got.elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                rdkafka::Offset::Offset(o) => Some((e.partition(), (o, e.metadata().to_string()))),
-                _ => None,
-            })
-            .collect()
+        committed_with_metadata(&self.bootstrap(), group, topic, partitions)
     }
+}
+
+/// Committed offsets of a group.
+pub fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    committed_with_metadata(bootstrap, group, topic, partitions)
+        .into_iter()
+        .map(|(p, (o, _))| (p, o))
+        .collect()
+}
+
+fn committed_with_metadata(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, (i64, String)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), (o, e.metadata().to_string()))),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Drop for Broker {

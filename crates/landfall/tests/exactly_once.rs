@@ -1,0 +1,506 @@
+//! Exactly-once landing through crashes, rebalances, zombies, store faults and broker restarts.
+//! Real broker (tansu, SQLite engine: correct under seeks and restarts), moto's S3 server, the
+//! real `landfall` binary where processes are killed. Every test ends with the same check: the
+//! multiset of (partition, offset) read back from Parquet equals the produced set.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use landfall_core::buffer::{BufferFormat, PartitionBuffer};
+use landfall_core::config::FormatConfig;
+use landfall_core::decode::RecordDecoder;
+use landfall_core::flush::FlushReason;
+use landfall_core::manifest::OffsetRange;
+use landfall_core::parquet_props::writer_properties;
+use landfall_core::{KafkaRecord, TopicPartition};
+use landfall_runtime::land::{land, LandSettings, Landed};
+use landfall_store::recovery::{recover_partition, Hint};
+use landfall_store::Location;
+use landfall_testkit::faults::{FaultConfig, FaultyStore};
+use landfall_testkit::{
+    assert_exactly_once, eventually, json_record, landed_offsets, manifests, produce, producer,
+    write_config, S3Server, SinkProcess,
+};
+use rand::Rng;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_landfall"))
+}
+
+fn s3_target(s3: &S3Server) -> Target {
+    let prefix = unique("eo");
+    Target {
+        data: format!("s3://lake/{prefix}/raw"),
+        markers: format!("s3://lake/{prefix}/_landfall"),
+        options: s3.options(),
+    }
+}
+
+/// Produce `total` records in rounds of `per_round` while something else happens.
+fn spawn_producer(
+    bootstrap: String,
+    topic: String,
+    partitions: i32,
+    total: u64,
+    per_round: u64,
+) -> tokio::task::JoinHandle<BTreeMap<i32, u64>> {
+    tokio::spawn(async move {
+        let p = producer(&bootstrap);
+        let mut counts: BTreeMap<i32, u64> = BTreeMap::new();
+        let mut seq = 0;
+        while seq < total {
+            let end = (seq + per_round).min(total);
+            let c = produce(
+                &p,
+                &topic,
+                partitions,
+                (seq..end).map(|i| (i, json_record(i))),
+            )
+            .await;
+            for (k, v) in c {
+                *counts.entry(k).or_insert(0) += v;
+            }
+            seq = end;
+            // Pacing of the load, not synchronisation: records keep arriving while the sinks churn.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        counts
+    })
+}
+
+async fn check(
+    topic: &str,
+    produced: &BTreeMap<i32, u64>,
+    data: &Location,
+    markers: &Location,
+    sink: &str,
+) {
+    let ms = manifests(markers, sink).await;
+    let landed = landed_offsets(data, &ms).await;
+    assert_exactly_once(topic, produced, &ms, &landed);
+}
+
+fn stores_of(cfg_text: &str, t: &Target) -> landfall_runtime::SinkStores {
+    stores(&parse(cfg_text), t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_soak_lands_every_offset_once() {
+    let broker = broker();
+    let s3 = S3Server::start();
+    let t = s3_target(&s3);
+    let topic = unique("soak");
+    const P: i32 = 4;
+    broker.create_topic(&topic, P);
+    let dir = tempfile::tempdir().unwrap();
+    let text = sink_toml(
+        "soak",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 400\nmax_age_ms = 700",
+        "[runtime]\nchunk_records = 200\n",
+    );
+    let config = write_config(dir.path(), "soak", &text);
+    let producing = spawn_producer(broker.bootstrap(), topic.clone(), P, 30_000, 300);
+
+    let mut rng = rand::rng();
+    for cycle in 0..20 {
+        let sink = SinkProcess::start(
+            bin(),
+            &config,
+            &[],
+            dir.path().join(format!("sink-{cycle}.log")),
+        );
+        // The fault schedule: SIGKILL at a random moment of the sink's life.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1500..5000))).await;
+        sink.kill9();
+    }
+    let produced = producing.await.unwrap();
+    let sink = SinkProcess::start(bin(), &config, &[], dir.path().join("sink-final.log"));
+    let st = stores_of(&text, &t);
+    await_landed(&st.markers, "soak", &produced, Duration::from_secs(240)).await;
+    assert_eq!(
+        sink.terminate(Duration::from_secs(60)),
+        Some(0),
+        "clean shutdown"
+    );
+    check(&topic, &produced, &st.data, &st.markers, "soak").await;
+    assert_eq!(produced.values().sum::<u64>(), 30_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_storm_lands_every_offset_once() {
+    let broker = broker();
+    let s3 = S3Server::start();
+    let t = s3_target(&s3);
+    let topic = unique("storm");
+    const P: i32 = 12;
+    broker.create_topic(&topic, P);
+    let dir = tempfile::tempdir().unwrap();
+    let text = sink_toml(
+        "storm",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 500\nmax_age_ms = 800",
+        "[runtime]\nchunk_records = 250\nrevoke_flush_timeout_ms = 3000\n",
+    );
+    let config = write_config(dir.path(), "storm", &text);
+    let producing = spawn_producer(broker.bootstrap(), topic.clone(), P, 36_000, 600);
+    let log = |n: &str| dir.path().join(format!("{n}.log"));
+    let mut members: Vec<Option<SinkProcess>> = (0..3)
+        .map(|i| {
+            Some(SinkProcess::start(
+                bin(),
+                &config,
+                &[],
+                log(&format!("m{i}-0")),
+            ))
+        })
+        .collect();
+    let mut rng = rand::rng();
+    for step in 1..=9 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2000..4000))).await;
+        let i = step % 3;
+        let m = members[i].take().unwrap();
+        match step % 3 {
+            0 => {
+                m.terminate(Duration::from_secs(30)); // leaves the group cleanly
+            }
+            _ => m.kill9(), // vanishes; the group notices at session timeout
+        }
+        members[i] = Some(SinkProcess::start(
+            bin(),
+            &config,
+            &[],
+            log(&format!("m{i}-{step}")),
+        ));
+    }
+    let produced = producing.await.unwrap();
+    let st = stores_of(&text, &t);
+    await_landed(&st.markers, "storm", &produced, Duration::from_secs(300)).await;
+    for m in members.into_iter().flatten() {
+        m.terminate(Duration::from_secs(60));
+    }
+    check(&topic, &produced, &st.data, &st.markers, "storm").await;
+}
+
+/// A writer stalls in the middle of landing (a GC pause, a frozen VM). Meanwhile another member
+/// owns the partition and commits the same offsets. When the stalled writer wakes and tries to
+/// commit, the create-only commit is refused: it learns who won, and nothing is duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zombie_commit_is_refused() {
+    let broker = broker();
+    let s3 = S3Server::start();
+    let t = s3_target(&s3);
+    let topic = unique("zombie");
+    broker.create_topic(&topic, 1);
+    let produced = produce(
+        &producer(&broker.bootstrap()),
+        &topic,
+        1,
+        (0..300).map(|i| (i, json_record(i))),
+    )
+    .await;
+    let text = sink_toml(
+        "zombie",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 100\nmax_age_ms = 500",
+        "",
+    );
+    let cfg = parse(&text);
+    let st = stores(&cfg, &t);
+
+    // The zombie: it read offsets 0..=149 as the partition's owner and sealed them as one batch
+    // (the store says the partition starts at 0), then stalled before its commit.
+    let rec = recover_partition(&st.markers, "zombie", &topic, 0, None, 0, "zombie", "now")
+        .await
+        .unwrap();
+    assert_eq!(rec.next, 0);
+    let fmt = BufferFormat {
+        decoder: RecordDecoder::new(&FormatConfig::JsonInferred, &cfg.metadata_columns, None),
+        props: writer_properties(&cfg.parquet),
+        timezone: chrono_tz::UTC,
+        chunk_records: 1000,
+        fail_on_bad_record: false,
+    };
+    let mut buffer = PartitionBuffer::new(TopicPartition::new(topic.as_str(), 0));
+    for o in 0..150 {
+        buffer.push(
+            KafkaRecord {
+                topic: topic.as_str().into(),
+                partition: 0,
+                offset: o,
+                timestamp_ms: Some(0),
+                key: None,
+                value: Some(json_record(o as u64).into()),
+                headers: vec![],
+            },
+            0,
+        );
+    }
+    let mut zombie_batch = buffer.seal(&fmt, FlushReason::Age, 0).unwrap().unwrap();
+    zombie_batch.offsets = OffsetRange::new(0, 149);
+
+    // The new owner lands everything.
+    let sink = start_sink(cfg, st.clone(), "new-owner");
+    await_landed(&st.markers, "zombie", &produced, Duration::from_secs(60)).await;
+    sink.stop().await;
+
+    // The zombie wakes and commits.
+    let settings = LandSettings {
+        sink: "zombie".into(),
+        writer_id: "zombie".into(),
+        multipart_threshold_bytes: 1 << 30,
+        multipart_part_bytes: 8 << 20,
+    };
+    let uploads = Arc::new(tokio::sync::Semaphore::new(2));
+    let outcome = land(
+        &st,
+        &settings,
+        &uploads,
+        &zombie_batch,
+        "zombieattempt",
+        || 0,
+    )
+    .await
+    .unwrap();
+    match outcome {
+        Landed::Lost(winner) => {
+            assert_eq!(winner.writer_id, "new-owner");
+            assert_eq!(winner.offsets.first, 0);
+        }
+        Landed::Committed(_) => panic!("the zombie's commit was accepted"),
+    }
+    // Nothing duplicated: the zombie's uploaded file is an orphan no manifest lists.
+    check(&topic, &produced, &st.data, &st.markers, "zombie").await;
+    let ms = manifests(&st.markers, "zombie").await;
+    assert!(ms.iter().all(|m| m.writer_id == "new-owner"));
+}
+
+/// Transient store faults at random: 503s before a request, connection resets after a write was
+/// applied (unknown outcome), slow requests. The sink retries, pauses, and lands each offset once;
+/// the group's offsets never run ahead of the markers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_faults_lose_and_duplicate_nothing() {
+    let broker = broker();
+    let s3 = S3Server::start();
+    let t = s3_target(&s3);
+    let topic = unique("faults");
+    const P: i32 = 4;
+    broker.create_topic(&topic, P);
+    let text = sink_toml(
+        "faults",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 300\nmax_age_ms = 500",
+        "[runtime]\nchunk_records = 150\n",
+    );
+    let cfg = parse(&text);
+    let clean = stores(&cfg, &t);
+    let faults = FaultConfig {
+        fail_before: 0.15,
+        fail_after: 0.10,
+        delay_rate: 0.05,
+        delay: Duration::from_millis(1500),
+    };
+    let wrap = |loc: &Location, seed: u64| -> (Location, Arc<FaultyStore>) {
+        let f = Arc::new(FaultyStore::new(loc.store.clone(), faults, seed));
+        (loc.with_store(f.clone()), f)
+    };
+    let (data, fd) = wrap(&clean.data, 1);
+    let (markers, fm) = wrap(&clean.markers, 2);
+    let (dead_letters, _) = wrap(&clean.dead_letters, 3);
+    let faulty = landfall_runtime::SinkStores {
+        data,
+        markers,
+        dead_letters,
+    };
+    let sink = start_sink(cfg, faulty, "faulty-writer");
+
+    let producing = spawn_producer(broker.bootstrap(), topic.clone(), P, 12_000, 400);
+    // While it runs: the group's committed offset of a partition never exceeds the markers.
+    let watch = {
+        let markers = clean.markers.clone();
+        let bootstrap = broker.bootstrap();
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            let mut checks = 0;
+            loop {
+                let committed = tokio::task::spawn_blocking({
+                    let (b, t) = (bootstrap.clone(), topic.clone());
+                    move || landfall_testkit::committed_offsets(&b, "landfall-faults", &t, P)
+                })
+                .await
+                .unwrap();
+                // Offsets first, markers second: the chain only grows, so this order cannot race.
+                let ms = manifests(&markers, "faults").await;
+                for (p, off) in committed {
+                    let chain = ms
+                        .iter()
+                        .filter(|m| m.partition == p)
+                        .map(|m| m.offsets.next)
+                        .max()
+                        .unwrap_or(0);
+                    assert!(
+                        off <= chain,
+                        "partition {p}: group offset {off} ahead of the markers ({chain})"
+                    );
+                }
+                checks += 1;
+                if checks > 1000 {
+                    return checks;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    let produced = producing.await.unwrap();
+    // Let faults hit the landing of the tail too, then stop injecting so it can finish.
+    eventually("faults injected", Duration::from_secs(60), || async {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = fd.counts.failed_before.load(Relaxed)
+            + fd.counts.failed_after.load(Relaxed)
+            + fm.counts.failed_before.load(Relaxed)
+            + fm.counts.failed_after.load(Relaxed);
+        (n >= 20 && fm.counts.failed_after.load(Relaxed) >= 2).then_some(())
+    })
+    .await;
+    fd.disable();
+    fm.disable();
+    await_landed(
+        &clean.markers,
+        "faults",
+        &produced,
+        Duration::from_secs(180),
+    )
+    .await;
+    assert!(
+        !watch.is_finished(),
+        "offset watcher failed: {:?}",
+        watch.await
+    );
+    watch.abort();
+    sink.stop().await;
+    check(&topic, &produced, &clean.data, &clean.markers, "faults").await;
+}
+
+/// The broker is killed and restarted (persistent SQLite storage); the sink reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_loses_nothing() {
+    let mut broker = broker();
+    let s3 = S3Server::start();
+    let t = s3_target(&s3);
+    let topic = unique("restart");
+    broker.create_topic(&topic, 3);
+    let text = sink_toml(
+        "restart",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 500\nmax_age_ms = 500",
+        "",
+    );
+    let cfg = parse(&text);
+    let st = stores(&cfg, &t);
+    let sink = start_sink(cfg, st.clone(), "w");
+    let first = produce(
+        &producer(&broker.bootstrap()),
+        &topic,
+        3,
+        (0..3000).map(|i| (i, json_record(i))),
+    )
+    .await;
+    await_landed(&st.markers, "restart", &first, Duration::from_secs(90)).await;
+    broker.restart();
+    let mut produced = first.clone();
+    let more = produce(
+        &producer(&broker.bootstrap()),
+        &topic,
+        3,
+        (3000..6000).map(|i| (i, json_record(i))),
+    )
+    .await;
+    for (k, v) in more {
+        *produced.entry(k).or_insert(0) += v;
+    }
+    await_landed(&st.markers, "restart", &produced, Duration::from_secs(180)).await;
+    sink.stop().await;
+    check(&topic, &produced, &st.data, &st.markers, "restart").await;
+}
+
+/// Recovery reads the commit the group's offset points at and lists only what follows it: its
+/// cost does not grow with the number of commits ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_reads_hint_not_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target::local(dir.path());
+    let text = sink_toml("hist", "hist", "127.0.0.1:1", &t, "", "");
+    let cfg = parse(&text);
+    let st = stores(&cfg, &t);
+    let fmt = BufferFormat {
+        decoder: RecordDecoder::new(&FormatConfig::JsonInferred, &cfg.metadata_columns, None),
+        props: writer_properties(&cfg.parquet),
+        timezone: chrono_tz::UTC,
+        chunk_records: 10,
+        fail_on_bad_record: false,
+    };
+    let settings = LandSettings {
+        sink: "hist".into(),
+        writer_id: "w".into(),
+        multipart_threshold_bytes: 1 << 30,
+        multipart_part_bytes: 8 << 20,
+    };
+    let uploads = Arc::new(tokio::sync::Semaphore::new(4));
+    // 300 committed batches of 2 records each, through the real landing code.
+    const BATCHES: i64 = 300;
+    for b in 0..BATCHES {
+        let mut buffer = PartitionBuffer::new(TopicPartition::new("hist", 0));
+        for o in [2 * b, 2 * b + 1] {
+            buffer.push(
+                KafkaRecord {
+                    topic: "hist".into(),
+                    partition: 0,
+                    offset: o,
+                    timestamp_ms: Some(0),
+                    key: None,
+                    value: Some(json_record(o as u64).into()),
+                    headers: vec![],
+                },
+                0,
+            );
+        }
+        let batch = buffer.seal(&fmt, FlushReason::Records, 0).unwrap().unwrap();
+        assert!(matches!(
+            land(&st, &settings, &uploads, &batch, &format!("a{b}"), || 0)
+                .await
+                .unwrap(),
+            Landed::Committed(_)
+        ));
+    }
+    // The group's offset lags two commits behind (crash before the last offset commits).
+    let hint = Hint {
+        committed_offset: 2 * (BATCHES - 2),
+    };
+    let r = recover_partition(&st.markers, "hist", "hist", 0, Some(hint), 0, "w", "now")
+        .await
+        .unwrap();
+    assert_eq!(r.next, 2 * BATCHES);
+    assert_eq!(r.via, "hint+listing");
+    assert!(r.listed <= 3, "listed {} objects with a hint", r.listed);
+    // Without a hint it is a listing of the partition's history.
+    let r = recover_partition(&st.markers, "hist", "hist", 0, None, 0, "w", "now")
+        .await
+        .unwrap();
+    assert_eq!(r.next, 2 * BATCHES);
+    assert!(r.listed >= BATCHES as usize);
+}
