@@ -2,7 +2,7 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{op} {url}: {source}")]
+    #[error("{op} {url}: {}", one_line(source))]
     Object {
         op: &'static str,
         url: String,
@@ -13,6 +13,14 @@ pub enum StoreError {
     Open { url: String, message: String },
     #[error("{url}: {message}")]
     Corrupt { url: String, message: String },
+}
+
+/// Store errors can carry a multi-line XML body; an operator's log line should stay one line.
+fn one_line(e: &object_store::Error) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How a failed store operation should be handled.

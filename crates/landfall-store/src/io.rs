@@ -150,8 +150,9 @@ pub async fn delete(loc: &Location, path: &Path) -> Result<(), StoreError> {
 /// sink that fails on its first flush minutes later.
 pub async fn preflight(loc: &Location, probe_name: &str) -> Result<(), StoreError> {
     let key = format!("_landfall_probe/{probe_name}");
-    list(loc, "_landfall_probe", None).await?;
+    // The write first: a PUT to a missing bucket is a clean 404 (NotFound), a LIST is not.
     let first = create(loc, &key, Bytes::from_static(b"probe")).await?;
+    list(loc, "_landfall_probe", None).await?;
     let second = create(loc, &key, Bytes::from_static(b"probe")).await;
     delete(loc, &loc.path(&key)).await?;
     match (first, second?) {

@@ -155,7 +155,16 @@ fn open(url: &landfall_core::config::StoreConfig) -> OpenOptions {
 
 /// Open the sink's three locations.
 fn stores(cfg: &SinkConfig) -> Result<SinkStores> {
-    let data_opts = open(&cfg.store);
+    stores_with(cfg, None)
+}
+
+/// `max_retries` overrides the configured retry budget (the start-up probe fails fast).
+fn stores_with(cfg: &SinkConfig, max_retries: Option<u32>) -> Result<SinkStores> {
+    let mut data_opts = open(&cfg.store);
+    if let Some(r) = max_retries {
+        data_opts.max_retries = r;
+        data_opts.request_timeout = data_opts.request_timeout.min(Duration::from_secs(10));
+    }
     let mut marker_opts = data_opts.clone();
     if !cfg.marker.options.is_empty() {
         marker_opts.options = cfg.marker.options.clone();
@@ -198,7 +207,8 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
     let mut contexts = Vec::new();
     for cfg in sinks {
         let st = stores(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
-        for loc in [&st.data, &st.markers] {
+        let probe = stores_with(&cfg, Some(1))?;
+        for loc in [&probe.data, &probe.markers] {
             io::preflight(loc, &writer)
                 .await
                 .map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?;

@@ -1,0 +1,320 @@
+//! Bad input gets one clear error naming what is wrong and where, and loses nothing: bad
+//! configs, an unreachable broker, a missing or unreachable bucket, missing credentials, and
+//! malformed records (dead-lettered with their offsets, or stopping the sink when so configured).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use landfall_store::io;
+use landfall_testkit::{json_record, manifests, produce, producer, write_config, S3Server};
+
+fn landfall(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_landfall"));
+    c.args(args).env("LANDFALL_LOG", "error");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    for k in unset {
+        c.env_remove(k);
+    }
+    c.output().expect("run landfall")
+}
+
+fn error_lines(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(String::from)
+        .collect()
+}
+
+/// No commit record was written under the marker prefix.
+async fn nothing_committed(markers: &landfall_store::Location) {
+    let listed = io::list(markers, "_commits", None).await.unwrap();
+    assert!(
+        listed.is_empty(),
+        "commit records were written: {:?}",
+        listed
+            .iter()
+            .map(|l| l.path.to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn bad_config_reports_every_problem_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target::local(dir.path());
+    let good = sink_toml(
+        "cfg",
+        "orders",
+        "127.0.0.1:9092",
+        &t,
+        "max_age_ms = 1000",
+        "",
+    );
+    let bad = good
+        .replace("[flush]\n", "[flush]\nmax_file_byte = 10\n")
+        .replace("type = \"json\"", "type = \"jsn\"");
+    let f = write_config(dir.path(), "bad", &bad);
+    let out = landfall(&["validate", "-c", f.to_str().unwrap()], &[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().unwrap();
+    // TOML errors stop parsing at the first: the unknown key, with its line.
+    let expected_line = bad
+        .lines()
+        .position(|l| l.starts_with("max_file_byte"))
+        .unwrap()
+        + 1;
+    assert!(
+        line.starts_with(&format!("{}:{expected_line}:", f.display())),
+        "{line}"
+    );
+    assert!(line.contains("unknown field `max_file_byte`"), "{line}");
+
+    // Semantic problems are all reported, each with its line and a hint.
+    let bad2 = good
+        .replace("type = \"json\"", "type = \"jsn\"")
+        .replace("max_age_ms = 1000", "max_age_ms = 0");
+    let f2 = write_config(dir.path(), "bad2", &bad2);
+    let out = landfall(&["run", "-c", f2.to_str().unwrap()], &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`format.type`: unknown format `jsn` (hint: json | raw)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`flush.max_age_ms`: must be at least 1"),
+        "{stderr}"
+    );
+    // Nothing was started, so nothing was written.
+    assert!(!dir.path().join("markers/_commits").exists());
+}
+
+#[test]
+fn unreachable_broker_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target::local(dir.path());
+    let port = landfall_testkit::free_port();
+    let f = write_config(
+        dir.path(),
+        "nobroker",
+        &sink_toml(
+            "nobroker",
+            "orders",
+            &format!("127.0.0.1:{port}"),
+            &t,
+            "",
+            "",
+        ),
+    );
+    let out = landfall(
+        &[
+            "run",
+            "-c",
+            f.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(&format!("cannot reach Kafka at 127.0.0.1:{port}")),
+        "{}",
+        errors[0]
+    );
+    assert!(!dir.path().join("markers/_commits").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bucket_unreachable_store_and_missing_credentials_are_one_clear_line() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Target, Vec<&str>, &str)> = vec![
+        (
+            "missing bucket",
+            Target {
+                data: "s3://nope/raw".into(),
+                markers: "s3://nope/_landfall".into(),
+                options: s3.options(),
+            },
+            vec![],
+            "does the bucket exist?",
+        ),
+        (
+            "unreachable endpoint",
+            Target {
+                data: "s3://lake/raw".into(),
+                markers: "s3://lake/_landfall".into(),
+                options: {
+                    let mut o = s3.options();
+                    o.insert(
+                        "aws_endpoint".into(),
+                        format!("http://127.0.0.1:{}", landfall_testkit::free_port()),
+                    );
+                    o
+                },
+            },
+            vec![],
+            "s3://lake/raw",
+        ),
+        (
+            "missing credentials",
+            Target {
+                data: "s3://lake/raw".into(),
+                markers: "s3://lake/_landfall".into(),
+                options: {
+                    let mut o = s3.options();
+                    o.remove("aws_access_key_id");
+                    o.remove("aws_secret_access_key");
+                    o
+                },
+            },
+            vec![
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ],
+            "missing credentials",
+        ),
+    ];
+    for (name, t, unset, needle) in cases {
+        let f = write_config(
+            dir.path(),
+            "store",
+            &sink_toml("store", "orders", "127.0.0.1:9", &t, "", ""),
+        );
+        let started = std::time::Instant::now();
+        let out = landfall(
+            &[
+                "run",
+                "-c",
+                f.to_str().unwrap(),
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ],
+            &[],
+            &unset,
+        );
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let errors = error_lines(&out);
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+        assert!(errors[0].contains(needle), "{name}: {}", errors[0]);
+        assert!(errors[0].contains("sink `store`"), "{name}: {}", errors[0]);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // Nothing was committed anywhere.
+    let o = open_opts(&Target {
+        data: String::new(),
+        markers: String::new(),
+        options: s3.options(),
+    });
+    let lake = landfall_store::Location::open(&url::Url::parse("s3://lake/_landfall").unwrap(), &o)
+        .unwrap();
+    nothing_committed(&lake).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_records_go_to_the_dead_letter_prefix_with_offset_and_reason() {
+    let broker = broker();
+    let topic = unique("dlq");
+    broker.create_topic(&topic, 1);
+    let values: Vec<(u64, String)> = (0..200)
+        .map(|i| match i % 50 {
+            7 => (i, "{not json".to_string()),
+            8 => (i, r#"{"seq":"not a number"}"#.to_string()),
+            _ => (i, json_record(i)),
+        })
+        .collect();
+    let produced = produce(&producer(&broker.bootstrap()), &topic, 1, values).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target::local(dir.path());
+    let cfg = parse(&sink_toml(
+        "dlq",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 100\nmax_age_ms = 500",
+        "",
+    ));
+    let st = stores(&cfg, &t);
+    let sink = start_sink(cfg, st.clone(), "w");
+    let ms = await_landed(&st.markers, "dlq", &produced, Duration::from_secs(60)).await;
+    sink.stop().await;
+    assert_eq!(ms.iter().map(|m| m.rows).sum::<u64>(), 192);
+    assert_eq!(ms.iter().map(|m| m.dead_lettered).sum::<u64>(), 8);
+    let mut bad = Vec::new();
+    for m in &ms {
+        assert_eq!(m.records, m.rows + m.dead_lettered);
+        for f in &m.dead_letter_files {
+            let key = st.dead_letters.key_of_url(&f.url).unwrap();
+            let body = io::get(&st.dead_letters, &key).await.unwrap().unwrap();
+            for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                assert_eq!(v["topic"], topic.as_str());
+                assert!(!v["reason"].as_str().unwrap().is_empty());
+                assert!(v["value_base64"].is_string());
+                bad.push(v["offset"].as_i64().unwrap());
+            }
+        }
+    }
+    bad.sort();
+    assert_eq!(bad, vec![7, 8, 57, 58, 107, 108, 157, 158]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_mode_stops_the_sink_naming_the_record_and_commits_nothing_past_it() {
+    let broker = broker();
+    let topic = unique("failmode");
+    broker.create_topic(&topic, 1);
+    let values: Vec<(u64, String)> = (0..10)
+        .map(|i| {
+            (
+                i,
+                if i == 4 {
+                    "garbage".into()
+                } else {
+                    json_record(i)
+                },
+            )
+        })
+        .collect();
+    produce(&producer(&broker.bootstrap()), &topic, 1, values).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target::local(dir.path());
+    let cfg = parse(&sink_toml(
+        "failmode",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_age_ms = 500",
+        "[errors]\non_decode_error = \"fail\"\n",
+    ));
+    let st = stores(&cfg, &t);
+    let sink = start_sink(cfg, st.clone(), "w");
+    let err = tokio::time::timeout(Duration::from_secs(60), sink.task)
+        .await
+        .expect("sink stops")
+        .unwrap()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("{topic}[0] offset 4")), "{msg}");
+    assert!(manifests(&st.markers, "failmode").await.is_empty());
+    let _ = Path::new("");
+}
