@@ -594,10 +594,10 @@ fn run_landfall(
     );
     let pid = proc.pid().to_string();
     let deadline = started + Duration::from_secs(args.timeout_secs);
-    let (mut first_consumed, mut all_consumed, mut landed_at) = (None, None, None);
+    let (mut first_consumed, mut landed_at) = (None, None);
     let (mut hwm_bytes, mut cpu, mut max_buffered, mut max_paused) = (0u64, 0.0f64, 0.0f64, 0.0f64);
     let mut last_note = Instant::now();
-    let mut manifests = Vec::new();
+    let mut manifests: Vec<Manifest>;
     let fail = |why: String| -> anyhow::Error {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let tail: Vec<&str> = text
@@ -616,7 +616,7 @@ fn run_landfall(
     };
 
     // Phase 1: until every record is in Landfall's buffers (or already landed).
-    loop {
+    let all_consumed = loop {
         if let Some(status) = proc.try_wait() {
             return Err(fail(format!("landfall exited early with {status}")));
         }
@@ -645,8 +645,7 @@ fn run_landfall(
             landed_at.get_or_insert(started.elapsed());
         }
         if consumed >= records || landed_at.is_some() {
-            all_consumed = Some(started.elapsed());
-            break;
+            break started.elapsed();
         }
         if last_note.elapsed() > Duration::from_secs(5) {
             let landed: i64 = landed_next(&manifests)
@@ -661,7 +660,7 @@ fn run_landfall(
             last_note = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
 
     // Phase 2: SIGTERM lands the tails; the clock stops when the manifests cover everything.
     note(format!(
@@ -705,7 +704,6 @@ fn run_landfall(
         return Err(fail(format!("landfall exited ({exit_code:?}) with partitions not landed: manifests reach {next:?}, high watermarks {marks:?}")));
     };
     let first_consumed = first_consumed.unwrap_or_default();
-    let all_consumed = all_consumed.unwrap_or(landed_at);
     let secs = landed_at.as_secs_f64();
     Ok(LandfallRun {
         result: Landfall {
