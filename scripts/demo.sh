@@ -137,7 +137,8 @@ metadata_columns = ["topic", "partition", "offset", "timestamp", "key"]
 event_time_field = "created_at"
 
 [flush]
-max_age_ms = 3000
+max_age_ms = 3000     # land at least every 3 s
+max_records = 400     # small batches, so each partition gets several commits
 
 [store]
 url = "s3://lake/demo/raw"
@@ -246,8 +247,8 @@ for m in manifests:
 rows = sum(m["rows"] for m in manifests)
 dead = sum(m["dead_lettered"] for m in manifests)
 files = f"read_parquet({paths!r})"
-count = duckdb.sql(f"select count(*) from {files}").fetchone()[0]
-distinct = duckdb.sql(f"select count(*) from (select distinct _partition, _offset from {files})").fetchone()[0]
+count = duckdb.sql(f"select count(*) from {files}").fetchall()[0][0]
+distinct = duckdb.sql(f"select count(*) from (select distinct _partition, _offset from {files})").fetchall()[0][0]
 print(f"\n== Rows read back with DuckDB from {len(paths)} files")
 print(f"  count(*) = {count}, distinct (_partition, _offset) = {distinct}, "
       f"manifests say rows = {rows}, dead_lettered = {dead}")

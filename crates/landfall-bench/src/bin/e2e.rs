@@ -942,11 +942,20 @@ fn run(args: &Args) -> Result<bool> {
         records as f64 * args.record_bytes as f64 / GB
     ));
     let (input_bytes, produce) = produce(args, &bootstrap, records)?;
-    let marks = watermarks(&bootstrap, args.partitions)?;
-    let held: i64 = marks.values().map(|(lo, hi)| hi - lo).sum();
-    if held as u64 != records {
-        bail!("the topic holds {held} records after producing {records}: {marks:?}");
-    }
+    // Every record was acknowledged; give the broker's watermarks a moment to show them all.
+    let wait_from = Instant::now();
+    let marks = loop {
+        let marks = watermarks(&bootstrap, args.partitions)?;
+        let held: i64 = marks.values().map(|(lo, hi)| hi - lo).sum();
+        if held as u64 == records {
+            break marks;
+        }
+        if wait_from.elapsed() > Duration::from_secs(30) {
+            bail!("the topic holds {held} records 30s after {records} were acknowledged: {marks:?}");
+        }
+        note(format!("watermarks show {held} of {records} records: {marks:?}"));
+        std::thread::sleep(Duration::from_millis(500));
+    };
     note(format!(
         "produced in {:.1}s ({:.0} records/s, {:.1} MB/s)",
         produce.seconds, produce.records_per_s, produce.mb_per_s
