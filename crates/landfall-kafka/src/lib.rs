@@ -365,11 +365,11 @@ pub fn preflight(s: &ConsumerSettings) -> Result<(), KafkaSinkError> {
     Ok(())
 }
 
+/// (low, high) watermark per (topic, partition).
+pub type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
+
 /// Low and high watermark of every partition of `topics` (for `landfall verify`).
-pub fn watermarks(
-    kafka: &KafkaConfig,
-    topics: &[String],
-) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaSinkError> {
+pub fn watermarks(kafka: &KafkaConfig, topics: &[String]) -> Result<Watermarks, KafkaSinkError> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.bootstrap_servers);
     for (k, v) in &kafka.options {

@@ -21,7 +21,7 @@ use landfall_core::TopicPartition;
 use landfall_kafka::{
     Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, KafkaSinkError, StartAt, Tagged,
 };
-use landfall_store::recovery::{recover_partition, Hint, Recovered};
+use landfall_store::recovery::{recover_partition, Hint, IfNew, Recovered};
 use landfall_store::StoreError;
 use rand::Rng;
 use tokio::sync::{mpsc, Semaphore};
@@ -38,19 +38,19 @@ pub enum SinkError {
     Kafka {
         sink: String,
         #[source]
-        source: KafkaSinkError,
+        source: Box<KafkaSinkError>,
     },
     #[error("sink `{sink}`: {source} — {cause}", cause = source.cause())]
     Store {
         sink: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("sink `{sink}`: {source}")]
     Buffer {
         sink: String,
         #[source]
-        source: BufferError,
+        source: Box<BufferError>,
     },
     #[error("sink `{sink}`: offset ledger: {source}")]
     Ledger {
@@ -159,7 +159,7 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     };
     let kafka_err = |source| SinkError::Kafka {
         sink: name.clone(),
-        source,
+        source: Box::new(source),
     };
     {
         let s = settings.clone();
@@ -234,7 +234,7 @@ impl Sink {
     fn store_err(&self, source: StoreError) -> SinkError {
         SinkError::Store {
             sink: self.name.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -363,7 +363,7 @@ impl Sink {
                 cpu(|| buffer.encode_pending(fmt, (now * 1000) as i64)).map_err(|e| {
                     SinkError::Buffer {
                         sink: self.name.clone(),
-                        source: e,
+                        source: Box::new(e),
                     }
                 })?;
                 self.flush_if(&tp, None)?;
@@ -408,7 +408,7 @@ impl Sink {
         let now_us = (now_ms() * 1000) as i64;
         let sealed = cpu(|| buffer.seal(fmt, reason, now_us)).map_err(|e| SinkError::Buffer {
             sink: self.name.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         let Some(mut batch) = sealed else {
             return Ok(());
@@ -646,7 +646,7 @@ impl Sink {
                 .iter()
                 .map(|(tp, s)| (s.buffer.memory_bytes(), tp.clone()))
                 .collect();
-            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            by_size.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
             for (size, tp) in by_size {
                 if total <= budget * 8 / 10 || size == 0 {
                     break;
@@ -834,9 +834,11 @@ impl Recovery {
                 &tp.topic,
                 tp.partition,
                 hint,
-                initial,
-                &self.writer_id,
-                &rfc3339_ms(now_ms() as i64),
+                IfNew {
+                    offset: initial,
+                    writer_id: &self.writer_id,
+                    now_rfc3339: &rfc3339_ms(now_ms() as i64),
+                },
             )
             .await;
             match r {
@@ -859,7 +861,7 @@ impl Recovery {
                 Err(e) => {
                     return Err(SinkError::Store {
                         sink: self.sink.clone(),
-                        source: e,
+                        source: Box::new(e),
                     })
                 }
             }

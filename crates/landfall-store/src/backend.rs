@@ -99,7 +99,7 @@ impl Location {
                     .options
                     .get("aws_skip_signature")
                     .is_some_and(|v| v == "true");
-                let imds = opts.options.get("aws_imdsv1_fallback").is_some()
+                let imds = opts.options.contains_key("aws_imdsv1_fallback")
                     || std::env::var("LANDFALL_ALLOW_INSTANCE_METADATA").is_ok_and(|v| v == "true");
                 if !(has_static_keys || federated || unsigned || imds) {
                     return Err(open_err(

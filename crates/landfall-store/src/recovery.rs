@@ -48,7 +48,15 @@ pub struct Recovered {
     pub via: &'static str,
 }
 
-/// Find where a partition continues. `initial_offset` is used only when the partition has never
+/// Where a never-committed partition starts, and who decided it (for its genesis record).
+#[derive(Debug, Clone, Copy)]
+pub struct IfNew<'a> {
+    pub offset: i64,
+    pub writer_id: &'a str,
+    pub now_rfc3339: &'a str,
+}
+
+/// Find where a partition continues. `if_new` is used only when the partition has never
 /// been committed: it becomes the genesis record every later worker agrees on.
 pub async fn recover_partition(
     markers: &Location,
@@ -56,9 +64,7 @@ pub async fn recover_partition(
     topic: &str,
     partition: i32,
     hint: Option<Hint>,
-    initial_offset: i64,
-    writer_id: &str,
-    now_rfc3339: &str,
+    if_new: IfNew<'_>,
 ) -> Result<Recovered, StoreError> {
     let dir = commit_dir(sink, topic, partition);
     let hinted = match hint {
@@ -119,16 +125,7 @@ pub async fn recover_partition(
             via: "listing",
         });
     }
-    let genesis = ensure_genesis(
-        markers,
-        sink,
-        topic,
-        partition,
-        initial_offset,
-        writer_id,
-        now_rfc3339,
-    )
-    .await?;
+    let genesis = ensure_genesis(markers, sink, topic, partition, if_new).await?;
     Ok(Recovered {
         next: genesis.first_offset,
         tip: None,
@@ -157,9 +154,7 @@ async fn ensure_genesis(
     sink: &str,
     topic: &str,
     partition: i32,
-    initial_offset: i64,
-    writer_id: &str,
-    now_rfc3339: &str,
+    if_new: IfNew<'_>,
 ) -> Result<Genesis, StoreError> {
     let key = genesis_key(sink, topic, partition);
     let parse = |b: Bytes| {
@@ -176,9 +171,9 @@ async fn ensure_genesis(
         sink: sink.into(),
         topic: topic.into(),
         partition,
-        first_offset: initial_offset,
-        writer_id: writer_id.into(),
-        created_at: now_rfc3339.into(),
+        first_offset: if_new.offset,
+        writer_id: if_new.writer_id.into(),
+        created_at: if_new.now_rfc3339.into(),
     };
     let bytes = Bytes::from(serde_json::to_vec_pretty(&g).expect("serializes"));
     match io::create(markers, &key, bytes).await? {

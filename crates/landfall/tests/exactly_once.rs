@@ -19,7 +19,7 @@ use landfall_core::manifest::OffsetRange;
 use landfall_core::parquet_props::writer_properties;
 use landfall_core::{KafkaRecord, TopicPartition};
 use landfall_runtime::land::{land, LandSettings, Landed};
-use landfall_store::recovery::{recover_partition, Hint};
+use landfall_store::recovery::{recover_partition, Hint, IfNew};
 use landfall_store::Location;
 use landfall_testkit::faults::{FaultConfig, FaultyStore};
 use landfall_testkit::{
@@ -221,9 +221,20 @@ async fn zombie_commit_is_refused() {
 
     // The zombie: it read offsets 0..=149 as the partition's owner and sealed them as one batch
     // (the store says the partition starts at 0), then stalled before its commit.
-    let rec = recover_partition(&st.markers, "zombie", &topic, 0, None, 0, "zombie", "now")
-        .await
-        .unwrap();
+    let rec = recover_partition(
+        &st.markers,
+        "zombie",
+        &topic,
+        0,
+        None,
+        IfNew {
+            offset: 0,
+            writer_id: "zombie",
+            now_rfc3339: "now",
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(rec.next, 0);
     let fmt = BufferFormat {
         decoder: RecordDecoder::new(&FormatConfig::JsonInferred, &cfg.metadata_columns, None),
@@ -491,16 +502,38 @@ async fn recovery_reads_hint_not_history() {
     let hint = Hint {
         committed_offset: 2 * (BATCHES - 2),
     };
-    let r = recover_partition(&st.markers, "hist", "hist", 0, Some(hint), 0, "w", "now")
-        .await
-        .unwrap();
+    let r = recover_partition(
+        &st.markers,
+        "hist",
+        "hist",
+        0,
+        Some(hint),
+        IfNew {
+            offset: 0,
+            writer_id: "w",
+            now_rfc3339: "now",
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(r.next, 2 * BATCHES);
     assert_eq!(r.via, "hint+listing");
     assert!(r.listed <= 3, "listed {} objects with a hint", r.listed);
     // Without a hint it is a listing of the partition's history.
-    let r = recover_partition(&st.markers, "hist", "hist", 0, None, 0, "w", "now")
-        .await
-        .unwrap();
+    let r = recover_partition(
+        &st.markers,
+        "hist",
+        "hist",
+        0,
+        None,
+        IfNew {
+            offset: 0,
+            writer_id: "w",
+            now_rfc3339: "now",
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(r.next, 2 * BATCHES);
     assert!(r.listed >= BATCHES as usize);
 }
