@@ -387,7 +387,13 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
         dirs.sort();
         dirs.dedup();
         let orphans = scan::orphans(&st.data, &dirs, &listed, cutoff).await?;
-        let dl = scan::orphans(&st.dead_letters, &[cfg.name.clone()], &listed, cutoff).await?;
+        let dl = scan::orphans(
+            &st.dead_letters,
+            std::slice::from_ref(&cfg.name),
+            &listed,
+            cutoff,
+        )
+        .await?;
         for (loc, list) in [(&st.data, orphans), (&st.dead_letters, dl)] {
             for o in list {
                 println!(

@@ -85,7 +85,7 @@ async fn lands_every_offset_once(target: Target) {
         .collect();
     let orphans = scan::orphans(
         &stores.data,
-        &[topic.clone()],
+        std::slice::from_ref(&topic),
         &listed,
         chrono::Utc::now() + chrono::Duration::hours(1),
     )
