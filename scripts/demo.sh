@@ -11,7 +11,7 @@
 #   5. print the landed object keys, one batch marker, and the rows read back with DuckDB from
 #      the files the manifests list.
 #
-# Re-runnable: each run uses a new topic. The dev stack is left running (stop it with
+# Re-runnable: each run uses a new topic and sink name. The dev stack is left running (stop it with
 # deploy/dev/down.sh); the temp dir with the config, the log and the downloaded files is kept
 # and printed at the end.
 # Env: DEMO_RECORDS (default 3000), DEMO_TIMEOUT_S (default 180, wait for landing).
@@ -34,6 +34,7 @@ eval "$(scripts/ensure-tools.sh)"
 eval "$(deploy/dev/up.sh)"
 : "${LANDFALL_PYTHON:?scripts/ensure-tools.sh did not set LANDFALL_PYTHON}"
 : "${AWS_ENDPOINT:?deploy/dev/up.sh did not set AWS_ENDPOINT}"
+: "${LANDFALL_DEV_DIR:?deploy/dev/up.sh did not set LANDFALL_DEV_DIR}"
 BOOTSTRAP="${LANDFALL_BOOTSTRAP:-127.0.0.1:9092}"
 export LANDFALL_BOOTSTRAP="$BOOTSTRAP"
 PY="$LANDFALL_PYTHON"
@@ -44,8 +45,11 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/landfall"
 [[ -x "$BIN" ]] || die "$BIN was not built"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/landfall-demo.XXXXXX")"
-TOPIC="orders-$(date +%s)"
-SINK=demo
+STAMP="$(date +%s)"
+TOPIC="orders-$STAMP"
+# A fresh sink name too: its own consumer group and commit chain, so `landfall verify` shows
+# only this run.
+SINK="demo-$STAMP"
 CONFIG="$WORK/$SINK.toml"
 LOG="$WORK/landfall.log"
 LANDFALL_PID=""
@@ -227,7 +231,8 @@ def keys(prefix):
 
 print(f"\n== Landed objects in s3://lake (topic {topic})")
 for prefix in (f"demo/raw/{topic}/", f"demo/_landfall/_commits/{sink}/{topic}/",
-               f"demo/_landfall/batches/{sink}/{topic}/", f"demo/_landfall/_dead_letter/{sink}/{topic}/"):
+               f"demo/_landfall/_index/{sink}/{topic}/", f"demo/_landfall/batches/{sink}/{topic}/",
+               f"demo/_landfall/_dead_letter/{sink}/{topic}/"):
     for key, size in keys(prefix):
         print(f"  {size:>8}  {key}")
 
@@ -252,7 +257,7 @@ distinct = duckdb.sql(f"select count(*) from (select distinct _partition, _offse
 print(f"\n== Rows read back with DuckDB from {len(paths)} files")
 print(f"  count(*) = {count}, distinct (_partition, _offset) = {distinct}, "
       f"manifests say rows = {rows}, dead_lettered = {dead}")
-duckdb.sql(f"""select order_id, customer, amount, created_at, tags, _partition, _offset, _timestamp
+duckdb.sql(f"""select order_id, customer, amount, created_at, tags, _partition, _offset
                from {files} order by order_id limit 5""").show()
 duckdb.sql(f"""select _partition, count(*) as rows, min(_offset) as first, max(_offset) as last
                from {files} group by all order by 1""").show()
@@ -272,4 +277,5 @@ print(f"\nOK: {expected} orders landed exactly once, 3 bad records dead-lettered
 PY
 
 log "done. config, log and downloaded files: $WORK (remove with: rm -rf $WORK)"
+log "look again later: source $LANDFALL_DEV_DIR/env.sh; $BIN verify -c $CONFIG"
 log "the dev stack keeps running; stop it with deploy/dev/down.sh"

@@ -295,6 +295,59 @@ async fn zombie_commit_is_refused() {
     check(&topic, &produced, &st.data, &st.markers, "zombie").await;
     let ms = manifests(&st.markers, "zombie").await;
     assert!(ms.iter().all(|m| m.writer_id == "new-owner"));
+
+    // `landfall gc` finds the zombie's file (listed by no manifest) and deletes it on request;
+    // `landfall verify` is clean before and after.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "zombie", &text);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("LANDFALL_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, report) = cli(&["verify", "--check-files"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.starts_with(&format!(
+            "OK   {topic}[0]: commits=3 covered=[0, 300) rows=300"
+        )),
+        "{report}"
+    );
+    let (code, dry) = cli(&["gc", "--min-age-secs", "0"]);
+    assert_eq!(code, Some(0));
+    let orphans: Vec<&str> = dry.lines().collect();
+    assert_eq!(orphans.len(), 1, "{dry}");
+    assert!(
+        orphans[0].starts_with("orphan ") && orphans[0].contains("zombieattempt"),
+        "{dry}"
+    );
+    let (code, deleted) = cli(&["gc", "--min-age-secs", "0", "--delete"]);
+    assert_eq!((code, deleted.lines().count()), (Some(0), 1));
+    assert_eq!(cli(&["gc", "--min-age-secs", "0"]).1, "");
+    assert_eq!(cli(&["verify", "--check-files"]).0, Some(0));
+
+    // An overlapping commit record (what fencing prevents) makes verify fail.
+    let mut bogus = ms[1].clone();
+    bogus.offsets = OffsetRange::new(50, 120);
+    bogus.attempt_id = "forged".into();
+    let key = landfall_core::keys::commit_key("zombie", &topic, 0, 50);
+    landfall_store::io::put(&st.markers, &key, bogus.to_json().into())
+        .await
+        .unwrap();
+    let (code, report) = cli(&["verify"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("FAIL") && report.contains("overlaps=[(50, "),
+        "{report}"
+    );
 }
 
 /// Transient store faults at random: 503s before a request, connection resets after a write was

@@ -72,6 +72,9 @@ struct Args {
     /// Producer `compression.type` (none, lz4, zstd, ...).
     #[arg(long, default_value = "none")]
     producer_compression: String,
+    /// Extra librdkafka producer setting KEY=VALUE (repeatable), applied after the defaults.
+    #[arg(long = "producer-option", value_parser = parse_kv)]
+    producer_options: Vec<(String, String)>,
     /// `fetch.wait.max.ms` for both consumers (Landfall's own default is 100).
     #[arg(long, default_value_t = 100)]
     fetch_wait_max_ms: u64,
@@ -81,6 +84,13 @@ struct Args {
     /// Keep the working directory (config, landfall.log, data, markers) even when all passed.
     #[arg(long)]
     keep: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 fn main() -> ExitCode {
@@ -146,6 +156,8 @@ struct Consumed {
     /// CPU of the harness process while it consumed (librdkafka's threads included).
     cpu_seconds: f64,
     cpu_s_per_gb: f64,
+    /// CPU the broker process spent meanwhile.
+    broker_cpu_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,6 +173,8 @@ struct Landfall {
     /// utime + stime of the process, up to its exit.
     cpu_seconds: f64,
     cpu_s_per_gb: f64,
+    /// CPU the broker process spent meanwhile.
+    broker_cpu_seconds: f64,
     /// VmHWM, last sample before exit.
     peak_rss_mb: f64,
     max_buffered_mb: f64,
@@ -252,6 +266,23 @@ fn proc_cpu(pid: &str, ticks: f64) -> Option<(char, f64)> {
     Some((state, (utime + stime) / ticks))
 }
 
+/// The pid of this process's child named `comm` (the tansu broker the testkit started).
+fn child_named(comm: &str) -> Option<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let name = &s[s.find('(')? + 1..s.rfind(')')?];
+        let ppid = s[s.rfind(')')? + 2..].split_whitespace().nth(1)?;
+        (name == comm && ppid == me).then_some(pid)
+    })
+}
+
+/// CPU seconds of `pid`, or 0 if it cannot be read.
+fn cpu_of(pid: Option<&str>, ticks: f64) -> f64 {
+    pid.and_then(|p| proc_cpu(p, ticks)).map_or(0.0, |c| c.1)
+}
+
 /// A `Vm*` line of /proc/<pid>/status in bytes.
 fn proc_vm_bytes(pid: &str, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -274,6 +305,8 @@ struct Deliveries {
     ok: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Partition -> (records acknowledged, largest offset the broker assigned).
+    partitions: Mutex<BTreeMap<i32, (i64, i64)>>,
 }
 
 impl ClientContext for Deliveries {}
@@ -283,8 +316,12 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => {
+            Ok(m) => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
+                let mut parts = self.partitions.lock().expect("not poisoned");
+                let (n, max) = parts.entry(m.partition()).or_insert((0, -1));
+                *n += 1;
+                *max = (*max).max(m.offset());
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -295,9 +332,19 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// Produce `records` events round-robin over the partitions; returns value bytes produced.
-fn produce(args: &Args, bootstrap: &str, records: u64) -> Result<(u64, Phase)> {
-    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+/// What was produced: value bytes, and per partition the offsets the broker acknowledged as
+/// (first, next) — taken from the delivery reports, not from ListOffsets, because tansu's
+/// memory engine answers ListOffsets(latest) with the last batch's base offset + 1.
+struct Produced {
+    bytes: u64,
+    marks: BTreeMap<i32, (i64, i64)>,
+    phase: Phase,
+}
+
+/// Produce `records` events round-robin over the partitions.
+fn produce(args: &Args, bootstrap: &str, records: u64) -> Result<Produced> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         // Idempotent, so the topic holds exactly `records` records however librdkafka retries.
         .set("enable.idempotence", "true")
@@ -308,7 +355,11 @@ fn produce(args: &Args, bootstrap: &str, records: u64) -> Result<(u64, Phase)> {
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
         .set("compression.type", &args.producer_compression)
-        .set("message.timeout.ms", "300000")
+        .set("message.timeout.ms", "300000");
+    for (k, v) in &args.producer_options {
+        config.set(k, v);
+    }
+    let producer: BaseProducer<Deliveries> = config
         .create_with_context(Deliveries::default())
         .context("create producer")?;
     let started = Instant::now();
@@ -368,14 +419,24 @@ fn produce(args: &Args, bootstrap: &str, records: u64) -> Result<(u64, Phase)> {
             ctx.first_error.lock().expect("not poisoned")
         );
     }
-    Ok((
+    let parts = ctx.partitions.lock().expect("not poisoned").clone();
+    let mut marks = BTreeMap::new();
+    for (p, (n, max)) in parts {
+        // A fresh topic: offsets 0..n, each acknowledged once.
+        if max + 1 != n {
+            bail!("partition {p}: {n} records acknowledged but the largest offset is {max}");
+        }
+        marks.insert(p, (0, n));
+    }
+    Ok(Produced {
         bytes,
-        Phase {
+        marks,
+        phase: Phase {
             seconds: secs,
             records_per_s: records as f64 / secs,
             mb_per_s: bytes as f64 / MB / secs,
         },
-    ))
+    })
 }
 
 /// Librdkafka settings Landfall's consumer uses (crates/landfall-kafka `client_config`), so the
@@ -414,9 +475,11 @@ fn raw_consume(
     bootstrap: &str,
     marks: &BTreeMap<i32, (i64, i64)>,
     ticks: f64,
+    broker: Option<&str>,
 ) -> Result<Consumed> {
     let me = std::process::id().to_string();
     let cpu0 = proc_cpu(&me, ticks).map_or(0.0, |c| c.1);
+    let broker0 = cpu_of(broker, ticks);
     let started = Instant::now();
     let group = format!("bench-raw-{}-{}", std::process::id(), unique());
     let c: BaseConsumer = consumer_config(bootstrap, &group, args.fetch_wait_max_ms)
@@ -450,6 +513,7 @@ fn raw_consume(
         }
     }
     let cpu = proc_cpu(&me, ticks).map_or(0.0, |c| c.1) - cpu0;
+    let broker_cpu = cpu_of(broker, ticks) - broker0;
     drop(c);
     if records != total {
         bail!("raw consumer read {records} records, the topic holds {total}");
@@ -465,6 +529,7 @@ fn raw_consume(
         steady_records_per_s: records as f64 / steady,
         cpu_seconds: cpu,
         cpu_s_per_gb: cpu / (bytes as f64 / GB),
+        broker_cpu_seconds: broker_cpu,
     })
 }
 
@@ -537,6 +602,7 @@ fn run_landfall(
     records: u64,
     input_bytes: u64,
     ticks: f64,
+    broker: Option<&str>,
 ) -> Result<LandfallRun> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -585,6 +651,7 @@ fn run_landfall(
         bin.display(),
         log.display()
     ));
+    let broker0 = cpu_of(broker, ticks);
     let started = Instant::now();
     let mut proc = SinkProcess::start(
         bin,
@@ -694,6 +761,7 @@ fn run_landfall(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let broker_cpu = cpu_of(broker, ticks) - broker0;
     let exit_code = proc.terminate(Duration::from_secs(10));
     manifests = load(&rt)?;
     if landed_at.is_none() && all_landed(&manifests, marks) {
@@ -717,6 +785,7 @@ fn run_landfall(
                 / (all_consumed - first_consumed).as_secs_f64().max(1e-9),
             cpu_seconds: cpu,
             cpu_s_per_gb: cpu / (input_bytes as f64 / GB),
+            broker_cpu_seconds: broker_cpu,
             peak_rss_mb: hwm_bytes as f64 / MB,
             max_buffered_mb: max_buffered / MB,
             max_partitions_paused: max_paused,
@@ -941,28 +1010,26 @@ fn run(args: &Args) -> Result<bool> {
         args.record_bytes,
         records as f64 * args.record_bytes as f64 / GB
     ));
-    let (input_bytes, produce) = produce(args, &bootstrap, records)?;
-    // Every record was acknowledged; give the broker's watermarks a moment to show them all.
-    let wait_from = Instant::now();
-    let marks = loop {
-        let marks = watermarks(&bootstrap, args.partitions)?;
-        let held: i64 = marks.values().map(|(lo, hi)| hi - lo).sum();
-        if held as u64 == records {
-            break marks;
-        }
-        if wait_from.elapsed() > Duration::from_secs(30) {
-            bail!("the topic holds {held} records 30s after {records} were acknowledged: {marks:?}");
-        }
-        note(format!("watermarks show {held} of {records} records: {marks:?}"));
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let Produced {
+        bytes: input_bytes,
+        marks,
+        phase: produce,
+    } = produce(args, &bootstrap, records)?;
+    // Diagnostics only: what the broker's ListOffsets says (see `Produced`).
+    let listed = watermarks(&bootstrap, args.partitions)?;
+    if listed != marks {
+        note(format!(
+            "broker ListOffsets reports (low, high) {listed:?}; delivery reports say {marks:?}"
+        ));
+    }
     note(format!(
         "produced in {:.1}s ({:.0} records/s, {:.1} MB/s)",
         produce.seconds, produce.records_per_s, produce.mb_per_s
     ));
 
     note("raw consumer: draining the topic with a new group");
-    let raw = raw_consume(args, &bootstrap, &marks, ticks)?;
+    let broker_pid = child_named("tansu");
+    let raw = raw_consume(args, &bootstrap, &marks, ticks, broker_pid.as_deref())?;
     note(format!(
         "raw consumer: {:.1}s, {:.0} records/s, {:.1} MB/s",
         raw.seconds, raw.records_per_s, raw.mb_per_s
@@ -978,6 +1045,7 @@ fn run(args: &Args) -> Result<bool> {
         records,
         input_bytes,
         ticks,
+        broker_pid.as_deref(),
     );
     let run = match run {
         Ok(r) => r,
@@ -1046,23 +1114,39 @@ fn print_report(r: &Report) {
         r.produce.seconds, r.produce.records_per_s, r.produce.mb_per_s
     );
     println!(
-        "raw consumer     {:>8.1} s  {:>9.0} records/s  {:>7.1} MB/s  (steady {:.0} records/s, first record after {:.1} s, {:.1} CPU-s/GB)",
-        r.raw.seconds, r.raw.records_per_s, r.raw.mb_per_s, r.raw.steady_records_per_s, r.raw.first_record_after_s, r.raw.cpu_s_per_gb
+        "raw consumer     {:>8.1} s  {:>9.0} records/s  {:>7.1} MB/s",
+        r.raw.seconds, r.raw.records_per_s, r.raw.mb_per_s
     );
     println!(
-        "landfall         {:>8.1} s  {:>9.0} records/s  {:>7.1} MB/s  (steady {:.0} records/s; first consumed {:.1} s, all consumed {:.1} s, all landed {:.1} s)",
-        l.seconds, l.records_per_s, l.mb_per_s, l.steady_records_per_s, l.first_consumed_after_s, l.all_consumed_after_s, l.seconds
+        "                 steady {:.0} records/s, first record after {:.1} s; consumer {:.1} CPU-s ({:.1} CPU-s/GB), broker {:.1} CPU-s",
+        r.raw.steady_records_per_s,
+        r.raw.first_record_after_s,
+        r.raw.cpu_seconds,
+        r.raw.cpu_s_per_gb,
+        r.raw.broker_cpu_seconds
     );
     println!(
-        "ratio            {:.3} landfall/raw (steady {:.3})",
+        "landfall         {:>8.1} s  {:>9.0} records/s  {:>7.1} MB/s",
+        l.seconds, l.records_per_s, l.mb_per_s
+    );
+    println!(
+        "                 steady {:.0} records/s; first consumed {:.1} s, all consumed {:.1} s, all landed {:.1} s; broker {:.1} CPU-s",
+        l.steady_records_per_s,
+        l.first_consumed_after_s,
+        l.all_consumed_after_s,
+        l.seconds,
+        l.broker_cpu_seconds
+    );
+    println!(
+        "ratio            {:.3} landfall/raw records/s (steady {:.3})",
         r.ratio, r.steady_ratio
     );
     println!(
-        "landfall CPU     {:.1} s = {:.1} CPU-s per GB of input",
+        "landfall CPU     {:.1} CPU-s = {:.1} CPU-s per GB of input",
         l.cpu_seconds, l.cpu_s_per_gb
     );
     println!(
-        "landfall memory  peak RSS {:.0} MB, max buffered {:.0} MB, max paused partitions {}, exit code {:?}",
+        "landfall memory  peak RSS {:.0} MB (VmHWM), max buffered {:.0} MB, max paused partitions {}, exit code {:?}",
         l.peak_rss_mb, l.max_buffered_mb, l.max_partitions_paused, l.exit_code
     );
     let f = &r.files;
