@@ -406,7 +406,13 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Option<RecordBatch> {
     for f in target.fields() {
         match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
-            Some(c) => cols.push(cast(c, f.data_type()).ok()?),
+            // Only casts that cannot change a value: integers into a float column, all-null
+            // columns into anything. Anything else (2.5 into int64, "x" into a number) starts a
+            // new file with the chunk's own schema instead of truncating or nulling values.
+            Some(c) if lossless(c.data_type(), f.data_type()) => {
+                cols.push(cast(c, f.data_type()).ok()?)
+            }
+            Some(_) => return None,
             None if f.is_nullable() => cols.push(new_null_array(f.data_type(), batch.num_rows())),
             None => return None,
         }
@@ -417,6 +423,18 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Option<RecordBatch> {
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
     .ok()
+}
+
+fn lossless(from: &DataType, to: &DataType) -> bool {
+    matches!(
+        (from, to),
+        (DataType::Null, _)
+            | (
+                DataType::Int8 | DataType::Int16 | DataType::Int32,
+                DataType::Int64 | DataType::Float64
+            )
+            | (DataType::Int64, DataType::Float64)
+    )
 }
 
 #[cfg(test)]
@@ -581,5 +599,11 @@ mod tests {
         assert!(c.column(1).is_null(0));
         let third = d.decode(&[rec(3, r#"{"z":1}"#)], 0).unwrap().batch;
         assert!(conform(&third, &first.schema()).is_none());
+        // A float never goes into an int64 column (it would be truncated): a new file instead.
+        let ints = d.decode(&[rec(4, r#"{"a":1}"#)], 0).unwrap().batch;
+        let floats = d.decode(&[rec(5, r#"{"a":2.5}"#)], 0).unwrap().batch;
+        assert!(conform(&floats, &ints.schema()).is_none());
+        let strings = d.decode(&[rec(6, r#"{"a":"x"}"#)], 0).unwrap().batch;
+        assert!(conform(&strings, &ints.schema()).is_none());
     }
 }

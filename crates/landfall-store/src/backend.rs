@@ -76,15 +76,22 @@ impl Location {
                         AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
                         &connect_timeout,
                     );
-                let mut has_static_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+                let mut has_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
                 for (k, v) in &opts.options {
                     let key = AmazonS3ConfigKey::from_str(k).map_err(|_| {
                         open_err(format!(
                             "unknown S3 option `{k}` (see docs/configuration.md)"
                         ))
                     })?;
-                    if matches!(key, AmazonS3ConfigKey::AccessKeyId) {
-                        has_static_keys = true;
+                    if matches!(
+                        key,
+                        AmazonS3ConfigKey::AccessKeyId
+                            | AmazonS3ConfigKey::WebIdentityTokenFile
+                            | AmazonS3ConfigKey::ContainerCredentialsRelativeUri
+                            | AmazonS3ConfigKey::ContainerCredentialsFullUri
+                            | AmazonS3ConfigKey::SkipSignature
+                    ) {
+                        has_credentials = true;
                     }
                     b = b.with_config(key, v);
                 }
@@ -99,9 +106,12 @@ impl Location {
                     .options
                     .get("aws_skip_signature")
                     .is_some_and(|v| v == "true");
-                let imds = opts.options.contains_key("aws_imdsv1_fallback")
+                let imds = opts
+                    .options
+                    .get("aws_imdsv1_fallback")
+                    .is_some_and(|v| v == "true")
                     || std::env::var("LANDFALL_ALLOW_INSTANCE_METADATA").is_ok_and(|v| v == "true");
-                if !(has_static_keys || federated || unsigned || imds) {
+                if !(has_credentials || federated || unsigned || imds) {
                     return Err(open_err(
                         "missing credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or store.options), use web identity (IRSA), or set LANDFALL_ALLOW_INSTANCE_METADATA=true to use the EC2 instance role".into(),
                     ));

@@ -129,6 +129,7 @@ fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
         }
     }
     let mut names = HashSet::new();
+    let mut landing_spots = HashSet::new();
     for s in &sinks {
         if !names.insert(s.name.clone()) {
             problems.push(format!(
@@ -136,6 +137,19 @@ fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
                 s.source.display(),
                 s.name
             ));
+        }
+        // Data keys carry no sink name, so two sinks landing one topic under one prefix would
+        // mix their files (and `landfall gc` of one would see the other's as orphans).
+        if let TopicSelection::Names(topics) = &s.topics {
+            for t in topics {
+                if !landing_spots.insert((s.store.url.to_string(), t.clone())) {
+                    problems.push(format!(
+                        "{}: `store.url` {} already receives topic `{t}` from another sink (hint: give each sink its own prefix)",
+                        s.source.display(),
+                        s.store.url
+                    ));
+                }
+            }
         }
     }
     if problems.is_empty() {
@@ -199,6 +213,9 @@ fn writer_id() -> String {
 async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>) -> Result<()> {
     let sinks = load(&configs).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
     let writer = writer.unwrap_or_else(writer_id);
+    let listener = landfall_runtime::http::bind(metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {metrics_addr}"))?;
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
 
@@ -222,7 +239,7 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
     }
 
     let http = tokio::spawn(landfall_runtime::http::serve(
-        metrics_addr,
+        listener,
         metrics.clone(),
         shutdown.clone(),
     ));
