@@ -7,6 +7,11 @@
 //! - `decode/<format>`: `RecordDecoder::decode` alone (records -> Arrow `RecordBatch`), to split
 //!   the first figure into decoding and Parquet encoding.
 //!
+//! - `size_targeting` (printed, not timed): replays the sink loop's flush decisions — records in
+//!   consumer batches of 2048, `encode_pending` on full chunks, `FlushPolicy::due` after each
+//!   batch — and reports how far each file sealed for `bytes` lands from `max_file_bytes`, so an
+//!   estimator error shows up here without a broker.
+//!
 //! Throughput is in bytes of record values (what producers sent). Each iteration handles
 //! `RECORDS` records of `RECORD_BYTES` bytes, generated once, with Landfall's default Parquet
 //! settings (zstd level 3, dictionary, page statistics) and default chunk size.
@@ -18,7 +23,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use landfall_bench::{buffer_format, event_record, sink_config, timestamp_ms, Format, SinkSpec};
 use landfall_core::buffer::PartitionBuffer;
-use landfall_core::flush::FlushReason;
+use landfall_core::config::FlushConfig;
+use landfall_core::flush::{FlushPolicy, FlushReason};
 use landfall_core::{KafkaRecord, TopicPartition};
 
 const RECORDS: u64 = 16_384;
@@ -146,5 +152,61 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, partition_buffer, decode);
+/// Not a timing: how close the sizes of byte-triggered files come to `max_file_bytes`.
+fn size_targeting(_: &mut Criterion) {
+    const CONSUMER_BATCH: u64 = 2048; // landfall-runtime's `batch_records`
+    let fmt = buffer_format(&sink_config(&spec(Format::Declared)));
+    let topic: Arc<str> = "events".into();
+    for target_mib in [8u64, 16, 32, 64] {
+        let target = target_mib << 20;
+        let policy = FlushPolicy::new(FlushConfig {
+            max_records: 100_000_000,
+            max_file_bytes: target,
+            max_age_ms: 600_000,
+        });
+        let mut b = PartitionBuffer::new(TopicPartition::new("events", 0));
+        let mut sealed = Vec::new();
+        let mut seq = 0u64;
+        while sealed.len() < 2 {
+            for _ in 0..CONSUMER_BATCH {
+                b.push(
+                    KafkaRecord {
+                        topic: topic.clone(),
+                        partition: 0,
+                        offset: seq as i64,
+                        timestamp_ms: Some(timestamp_ms(seq)),
+                        key: None,
+                        value: Some(Bytes::from(event_record(seq, RECORD_BYTES))),
+                        headers: Vec::new(),
+                    },
+                    0,
+                );
+                seq += 1;
+            }
+            if b.chunk_full(&fmt) {
+                b.encode_pending(&fmt, 0).expect("encode");
+            }
+            let stats = b.stats(&fmt);
+            if let Some(reason) = policy.due(&stats, 0) {
+                let batch = b.seal(&fmt, reason, 0).expect("seal").expect("not empty");
+                sealed.push((
+                    stats.largest_file_bytes,
+                    batch.bytes(),
+                    batch.records,
+                    reason,
+                ));
+            }
+        }
+        for (estimate, actual, records, reason) in sealed {
+            eprintln!(
+                "size_targeting: max_file_bytes {target} ({target_mib} MiB): sealed for {} at estimate {estimate} B; file {actual} B ({:+.1}% of target, estimate {:+.1}% of file), {records} records",
+                reason.as_str(),
+                (actual as f64 - target as f64) / target as f64 * 100.0,
+                (estimate as f64 - actual as f64) / actual as f64 * 100.0,
+            );
+        }
+    }
+}
+
+criterion_group!(benches, size_targeting, partition_buffer, decode);
 criterion_main!(benches);

@@ -248,6 +248,7 @@ pub fn buffer_format(cfg: &SinkConfig) -> BufferFormat {
         timezone: cfg.partitioning.timezone,
         chunk_records: cfg.runtime.chunk_records,
         fail_on_bad_record: cfg.errors.on_decode_error == OnDecodeError::Fail,
+        size_model: Default::default(),
     }
 }
 

@@ -180,6 +180,7 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
         timezone: cfg.partitioning.timezone,
         chunk_records: cfg.runtime.chunk_records,
         fail_on_bad_record: cfg.errors.on_decode_error == OnDecodeError::Fail,
+        size_model: Default::default(),
     };
     let mut sink = Sink {
         name: name.clone(),
@@ -395,10 +396,11 @@ impl Sink {
         if state.buffer.is_empty() {
             return Ok(());
         }
-        let reason = match forced.or_else(|| self.policy.due(&state.buffer.stats(), now_ms())) {
-            Some(r) => r,
-            None => return Ok(()),
-        };
+        let reason =
+            match forced.or_else(|| self.policy.due(&state.buffer.stats(&self.format), now_ms())) {
+                Some(r) => r,
+                None => return Ok(()),
+            };
         let range = state.ledger.seal().map_err(|e| SinkError::Ledger {
             sink: self.name.clone(),
             source: e,

@@ -242,6 +242,7 @@ async fn zombie_commit_is_refused() {
         timezone: chrono_tz::UTC,
         chunk_records: 1000,
         fail_on_bad_record: false,
+        size_model: Default::default(),
     };
     let mut buffer = PartitionBuffer::new(TopicPartition::new(topic.as_str(), 0));
     for o in 0..150 {
@@ -517,6 +518,7 @@ async fn recovery_reads_hint_not_history() {
         timezone: chrono_tz::UTC,
         chunk_records: 10,
         fail_on_bad_record: false,
+        size_model: Default::default(),
     };
     let settings = LandSettings {
         sink: "hist".into(),

@@ -11,8 +11,9 @@
 //! The sink's `max_age_ms` is 10 minutes, so after the last byte-triggered batch each partition
 //! keeps a tail in memory. The harness waits until Landfall has consumed every record (its
 //! `landfall_records_consumed_total` metric), sends SIGTERM, and stops the clock when the
-//! manifests show every partition landed up to its high watermark — the shutdown flush lands the
-//! tails, as it would on a rolling restart.
+//! manifests show every partition landed up to its end offset — the shutdown flush lands the
+//! tails, as it would on a rolling restart. End offsets come from the producer's delivery
+//! reports: tansu's memory engine under-reports the high watermark in ListOffsets.
 //!
 //! Exit status: 0 when every check passed, 1 when a check failed, 2 when the run itself failed.
 
@@ -116,6 +117,9 @@ fn note(msg: impl AsRef<str>) {
 #[derive(Debug, Serialize)]
 struct Report {
     cpus: usize,
+    /// /proc/loadavg at the start and the end: other work on the machine skews the figures.
+    loadavg_start: String,
+    loadavg_end: String,
     format: &'static str,
     partitions: i32,
     record_bytes: usize,
@@ -239,6 +243,12 @@ struct ExactlyOnce {
 // ---------------------------------------------------------------------------------------------
 // /proc sampling
 // ---------------------------------------------------------------------------------------------
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
 
 fn clock_ticks() -> f64 {
     Command::new("getconf")
@@ -736,19 +746,15 @@ fn run_landfall(
     ));
     proc.signal("TERM");
     let term_deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        // Not try_wait: reaping would remove /proc/<pid> before the final CPU reading.
-        match proc_cpu(&pid, ticks) {
-            Some((state, c)) => {
-                cpu = c;
-                if let Some(h) = proc_vm_bytes(&pid, "VmHWM") {
-                    hwm_bytes = hwm_bytes.max(h);
-                }
-                if state == 'Z' || state == 'X' {
-                    break;
-                }
-            }
-            None => break,
+    // Not try_wait: reaping would remove /proc/<pid> before the final CPU reading; a zombie
+    // still reports its CPU times.
+    while let Some((state, c)) = proc_cpu(&pid, ticks) {
+        cpu = c;
+        if let Some(h) = proc_vm_bytes(&pid, "VmHWM") {
+            hwm_bytes = hwm_bytes.max(h);
+        }
+        if state == 'Z' || state == 'X' {
+            break;
         }
         if landed_at.is_none() {
             manifests = load(&rt)?;
@@ -991,6 +997,7 @@ fn run(args: &Args) -> Result<bool> {
         bail!("need --partitions >= 1, --record-bytes >= 200 and --gb > 0");
     }
     let ticks = clock_ticks();
+    let loadavg_start = loadavg();
     let bin = landfall_bin(args)?;
     if !bin.exists() {
         bail!("landfall binary {} does not exist", bin.display());
@@ -1067,6 +1074,8 @@ fn run(args: &Args) -> Result<bool> {
     };
     let report = Report {
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg_start,
+        loadavg_end: loadavg(),
         format: args.format.name(),
         partitions: args.partitions,
         record_bytes: args.record_bytes,
@@ -1104,6 +1113,10 @@ fn print_report(r: &Report) {
     println!(
         "== landfall e2e ({} cpus, format {}, {} partitions, memory-engine tansu) ==",
         r.cpus, r.format, r.partitions
+    );
+    println!(
+        "load average     {} at start, {} at end",
+        r.loadavg_start, r.loadavg_end
     );
     println!(
         "input            {} records x {} B = {:.1} MB",
