@@ -13,9 +13,7 @@
 use std::fmt::Write as _;
 
 use landfall_core::buffer::BufferFormat;
-use landfall_core::config::{OnDecodeError, SinkConfig};
-use landfall_core::decode::RecordDecoder;
-use landfall_core::parquet_props::writer_properties;
+use landfall_core::config::SinkConfig;
 
 /// 2026-11-21T10:00:00Z in milliseconds. Every generated record's Kafka timestamp falls within
 /// this hour, so a run lands in one time partition and a byte-triggered batch is one file
@@ -238,18 +236,7 @@ pub fn sink_config(spec: &SinkSpec) -> SinkConfig {
 
 /// The buffer settings the runtime derives from a sink config.
 pub fn buffer_format(cfg: &SinkConfig) -> BufferFormat {
-    BufferFormat {
-        decoder: RecordDecoder::new(
-            &cfg.format,
-            &cfg.metadata_columns,
-            cfg.partitioning.event_time_field.clone(),
-        ),
-        props: writer_properties(&cfg.parquet),
-        timezone: cfg.partitioning.timezone,
-        chunk_records: cfg.runtime.chunk_records,
-        fail_on_bad_record: cfg.errors.on_decode_error == OnDecodeError::Fail,
-        size_model: Default::default(),
-    }
+    BufferFormat::from_config(cfg)
 }
 
 #[cfg(test)]

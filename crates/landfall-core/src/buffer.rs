@@ -36,6 +36,24 @@ pub struct BufferFormat {
     pub size_model: Arc<SizeModel>,
 }
 
+impl BufferFormat {
+    /// What a sink's config says about decoding and encoding; one per sink.
+    pub fn from_config(cfg: &crate::config::SinkConfig) -> BufferFormat {
+        BufferFormat {
+            decoder: RecordDecoder::new(
+                &cfg.format,
+                &cfg.metadata_columns,
+                cfg.partitioning.event_time_field.clone(),
+            ),
+            props: crate::parquet_props::writer_properties(&cfg.parquet),
+            timezone: cfg.partitioning.timezone,
+            chunk_records: cfg.runtime.chunk_records,
+            fail_on_bad_record: cfg.errors.on_decode_error == crate::config::OnDecodeError::Fail,
+            size_model: Default::default(),
+        }
+    }
+}
+
 /// Parquet's estimate of an open file counts the open data and dictionary pages of every column
 /// at their uncompressed size, so it overstates the finished file by a roughly fixed amount
 /// (megabytes for a wide schema): negligible for 128 MiB files, 15-20% for 8 MiB ones. Each

@@ -11,12 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use landfall_core::buffer::{BufferError, BufferFormat, PartitionBuffer, SealedBatch};
-use landfall_core::config::{OnDecodeError, SinkConfig, StartFrom};
-use landfall_core::decode::RecordDecoder;
+use landfall_core::config::{SinkConfig, StartFrom};
 use landfall_core::flush::{FlushPolicy, FlushReason};
 use landfall_core::ledger::{Accept, LedgerError, OffsetLedger};
 use landfall_core::manifest::rfc3339_ms;
-use landfall_core::parquet_props::writer_properties;
 use landfall_core::TopicPartition;
 use landfall_kafka::{
     Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, KafkaSinkError, StartAt, Tagged,
@@ -170,18 +168,7 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     }
     let (events_tx, mut events) = mpsc::channel(32);
     let handle = landfall_kafka::spawn(settings, events_tx).map_err(kafka_err)?;
-    let format = BufferFormat {
-        decoder: RecordDecoder::new(
-            &cfg.format,
-            &cfg.metadata_columns,
-            cfg.partitioning.event_time_field.clone(),
-        ),
-        props: writer_properties(&cfg.parquet),
-        timezone: cfg.partitioning.timezone,
-        chunk_records: cfg.runtime.chunk_records,
-        fail_on_bad_record: cfg.errors.on_decode_error == OnDecodeError::Fail,
-        size_model: Default::default(),
-    };
+    let format = BufferFormat::from_config(&cfg);
     let mut sink = Sink {
         name: name.clone(),
         policy: FlushPolicy::new(cfg.flush),
