@@ -95,6 +95,9 @@ struct PartitionState {
     paused: bool,
 }
 
+/// How long leaving the group may take at shutdown.
+const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
 type LandResult = (
     TopicPartition,
     u64,
@@ -195,21 +198,35 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     if let Err(e) = &result {
         error!(sink = %name, error = %e, "sink stopped");
     }
-    // Leave the group: the consumer thread unsubscribes; answer its final revoke at once.
+    // Leave the group: the consumer thread unsubscribes; answer its final revoke at once. Leaving
+    // is bounded: everything is landed and committed by now, so a coordinator that is slow to
+    // answer must not keep the process from exiting (the group then drops the member at its
+    // session timeout).
     let _ = sink.commands.send(ConsumerCommand::Shutdown);
     sink.landings.abort_all();
-    while let Some(ev) = events.recv().await {
-        match ev {
-            ConsumerEvent::Revoked { reply, .. } => {
+    let deadline = tokio::time::Instant::now() + CONSUMER_CLOSE_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ConsumerEvent::Revoked { reply, .. })) => {
                 let _ = reply.send(());
             }
-            ConsumerEvent::Assigned { reply, .. } => {
+            Ok(Some(ConsumerEvent::Assigned { reply, .. })) => {
                 let _ = reply.send(Vec::new());
             }
-            _ => {}
+            Ok(Some(_)) => {}
+            // The consumer is gone (its senders dropped with it): the thread is ending.
+            Ok(None) => {
+                let join = tokio::task::spawn_blocking(move || handle.thread.join());
+                let _ = tokio::time::timeout_at(deadline, join).await;
+                break;
+            }
+            Err(_) => {
+                warn!(sink = %name, timeout_s = CONSUMER_CLOSE_TIMEOUT.as_secs(),
+                    "the Kafka consumer did not leave the group in time; the group drops it at its session timeout");
+                break;
+            }
         }
     }
-    let _ = tokio::task::spawn_blocking(move || handle.thread.join()).await;
     sink.metrics
         .partitions_assigned
         .with_label_values(&[&name])

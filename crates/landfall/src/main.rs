@@ -469,6 +469,9 @@ fn main() -> ExitCode {
             } => gc(configs, min_age_secs, delete).await.map(|_| true),
         }
     });
+    // A consumer thread stuck leaving its group must not hold the process (dropping a runtime
+    // waits for its blocking tasks).
+    rt.shutdown_timeout(Duration::from_secs(5));
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
