@@ -511,12 +511,26 @@ pub struct S3Server {
 
 impl S3Server {
     pub fn start() -> S3Server {
+        Self::spawn(false)
+    }
+
+    /// A server that checks credentials (moto's IAM enforcement after its first request, which
+    /// creates the bucket): keys it does not know get 403 InvalidAccessKeyId.
+    pub fn start_with_auth() -> S3Server {
+        Self::spawn(true)
+    }
+
+    fn spawn(enforce_auth: bool) -> S3Server {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("moto.log");
         let out = std::fs::File::create(&log).expect("log");
         let py = python();
-        let mut child = Command::new(&py)
+        let mut cmd = Command::new(&py);
+        if enforce_auth {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "1");
+        }
+        let mut child = cmd
             .args([
                 "-m",
                 "moto.server",

@@ -318,3 +318,41 @@ async fn fail_mode_stops_the_sink_naming_the_record_and_commits_nothing_past_it(
     assert!(manifests(&st.markers, "failmode").await.is_empty());
     let _ = Path::new("");
 }
+
+/// Keys the store does not accept: one line naming the cause, before anything is consumed.
+#[test]
+fn wrong_credentials_are_one_clear_line() {
+    let s3 = S3Server::start_with_auth();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target {
+        data: "s3://lake/raw".into(),
+        markers: "s3://lake/_landfall".into(),
+        options: s3.options(),
+    };
+    let f = write_config(
+        dir.path(),
+        "creds",
+        &sink_toml("creds", "orders", "127.0.0.1:9", &t, "", ""),
+    );
+    let out = landfall(
+        &[
+            "run",
+            "-c",
+            f.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("sink `creds`")
+            && errors[0].contains("permission denied: wrong credentials"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("InvalidAccessKeyId"), "{}", errors[0]);
+}
