@@ -24,6 +24,30 @@ fn landfall(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Output {
     c.output().expect("run landfall")
 }
 
+/// `landfall run -c F` must exit 2 with exactly one `error:` line; returns that line.
+fn run_expecting_one_error(f: &Path, unset: &[&str]) -> String {
+    let out = landfall(
+        &[
+            "run",
+            "-c",
+            f.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+        unset,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors.into_iter().next().expect("one line")
+}
+
 fn error_lines(o: &Output) -> Vec<String> {
     String::from_utf8_lossy(&o.stderr)
         .lines()
@@ -114,24 +138,11 @@ fn unreachable_broker_is_one_clear_line() {
             "",
         ),
     );
-    let out = landfall(
-        &[
-            "run",
-            "-c",
-            f.to_str().unwrap(),
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-        &[],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let errors = error_lines(&out);
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = run_expecting_one_error(&f, &[]);
     assert!(
-        errors[0].contains(&format!("cannot reach Kafka at 127.0.0.1:{port}")),
+        error.contains(&format!("cannot reach Kafka at 127.0.0.1:{port}")),
         "{}",
-        errors[0]
+        error
     );
     assert!(!dir.path().join("markers/_commits").exists());
 }
@@ -197,22 +208,9 @@ async fn missing_bucket_unreachable_store_and_missing_credentials_are_one_clear_
             &sink_toml("store", "orders", "127.0.0.1:9", &t, "", ""),
         );
         let started = std::time::Instant::now();
-        let out = landfall(
-            &[
-                "run",
-                "-c",
-                f.to_str().unwrap(),
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ],
-            &[],
-            &unset,
-        );
-        assert_eq!(out.status.code(), Some(2), "{name}");
-        let errors = error_lines(&out);
-        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
-        assert!(errors[0].contains(needle), "{name}: {}", errors[0]);
-        assert!(errors[0].contains("sink `store`"), "{name}: {}", errors[0]);
+        let error = run_expecting_one_error(&f, &unset);
+        assert!(error.contains(needle), "{name}: {}", error);
+        assert!(error.contains("sink `store`"), "{name}: {}", error);
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{name}: took {:?}",
@@ -334,25 +332,11 @@ fn wrong_credentials_are_one_clear_line() {
         "creds",
         &sink_toml("creds", "orders", "127.0.0.1:9", &t, "", ""),
     );
-    let out = landfall(
-        &[
-            "run",
-            "-c",
-            f.to_str().unwrap(),
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-        &[],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let errors = error_lines(&out);
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = run_expecting_one_error(&f, &[]);
     assert!(
-        errors[0].contains("sink `creds`")
-            && errors[0].contains("permission denied: wrong credentials"),
+        error.contains("sink `creds`") && error.contains("permission denied: wrong credentials"),
         "{}",
-        errors[0]
+        error
     );
-    assert!(errors[0].contains("InvalidAccessKeyId"), "{}", errors[0]);
+    assert!(error.contains("InvalidAccessKeyId"), "{}", error);
 }

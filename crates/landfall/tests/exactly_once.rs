@@ -12,11 +12,8 @@ use std::time::Duration;
 
 use common::*;
 use landfall_core::buffer::{BufferFormat, PartitionBuffer};
-use landfall_core::config::FormatConfig;
-use landfall_core::decode::RecordDecoder;
 use landfall_core::flush::FlushReason;
 use landfall_core::manifest::OffsetRange;
-use landfall_core::parquet_props::writer_properties;
 use landfall_core::{KafkaRecord, TopicPartition};
 use landfall_runtime::land::{land, LandSettings, Landed};
 use landfall_store::recovery::{recover_partition, Hint, IfNew};
@@ -236,14 +233,7 @@ async fn zombie_commit_is_refused() {
     .await
     .unwrap();
     assert_eq!(rec.next, 0);
-    let fmt = BufferFormat {
-        decoder: RecordDecoder::new(&FormatConfig::JsonInferred, &cfg.metadata_columns, None),
-        props: writer_properties(&cfg.parquet),
-        timezone: chrono_tz::UTC,
-        chunk_records: 1000,
-        fail_on_bad_record: false,
-        size_model: Default::default(),
-    };
+    let fmt = BufferFormat::from_config(&cfg);
     let mut buffer = PartitionBuffer::new(TopicPartition::new(topic.as_str(), 0));
     for o in 0..150 {
         buffer.push(
@@ -512,14 +502,7 @@ async fn recovery_reads_hint_not_history() {
     let text = sink_toml("hist", "hist", "127.0.0.1:1", &t, "", "");
     let cfg = parse(&text);
     let st = stores(&cfg, &t);
-    let fmt = BufferFormat {
-        decoder: RecordDecoder::new(&FormatConfig::JsonInferred, &cfg.metadata_columns, None),
-        props: writer_properties(&cfg.parquet),
-        timezone: chrono_tz::UTC,
-        chunk_records: 10,
-        fail_on_bad_record: false,
-        size_model: Default::default(),
-    };
+    let fmt = BufferFormat::from_config(&cfg);
     let settings = LandSettings {
         sink: "hist".into(),
         writer_id: "w".into(),

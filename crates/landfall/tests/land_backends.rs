@@ -130,19 +130,8 @@ async fn lands_every_offset_once_on_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lands_every_offset_once_on_gcs_fixture() {
-    let gcs = landfall_fakegcs::spawn(landfall_fakegcs::Config {
-        buckets: vec!["lake".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let options = [
-        ("google_base_url", gcs.base_url()),
-        ("google_bearer_token", "test".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let gcs = gcs_fixture().await;
+    let options = gcs_options(&gcs);
     lands_every_offset_once(Target {
         data: "gs://lake/raw".into(),
         markers: "gs://lake/_landfall".into(),
@@ -193,19 +182,8 @@ async fn max_age_lands_an_idle_tail() {
 async fn multipart_uploads_round_trip_on_s3_and_gcs() {
     use rand::RngCore;
     let s3 = S3Server::start();
-    let gcs = landfall_fakegcs::spawn(landfall_fakegcs::Config {
-        buckets: vec!["lake".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let gcs_options = [
-        ("google_base_url", gcs.base_url()),
-        ("google_bearer_token", "test".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let gcs = gcs_fixture().await;
+    let gcs_options = gcs_options(&gcs);
     let mut bytes = vec![0u8; 13 * 1024 * 1024 + 17];
     rand::rng().fill_bytes(&mut bytes);
     let bytes = bytes::Bytes::from(bytes);

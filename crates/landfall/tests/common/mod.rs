@@ -173,3 +173,24 @@ pub fn unique(prefix: &str) -> String {
 pub fn broker() -> Broker {
     Broker::start(landfall_testkit::Engine::Sqlite)
 }
+
+/// Store options that point object_store's GCS backend at the fixture.
+pub fn gcs_options(gcs: &landfall_fakegcs::RunningFakeGcs) -> BTreeMap<String, String> {
+    [
+        ("google_base_url", gcs.base_url()),
+        ("google_bearer_token", "test".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The GCS fixture with bucket `lake`, in this process.
+pub async fn gcs_fixture() -> landfall_fakegcs::RunningFakeGcs {
+    landfall_fakegcs::spawn(landfall_fakegcs::Config {
+        buckets: vec!["lake".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("start the GCS fixture")
+}
