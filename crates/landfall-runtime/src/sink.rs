@@ -164,10 +164,12 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     };
     {
         let s = settings.clone();
-        tokio::task::spawn_blocking(move || landfall_kafka::preflight(&s))
-            .await
-            .expect("preflight does not panic")
-            .map_err(kafka_err)?;
+        let preflight = tokio::task::spawn_blocking(move || landfall_kafka::preflight(&s));
+        tokio::select! {
+            r = preflight => r.expect("preflight does not panic").map_err(kafka_err)?,
+            // Stopped while still starting: nothing consumed, nothing to land.
+            _ = shutdown.cancelled() => return Ok(()),
+        }
     }
     let (events_tx, mut events) = mpsc::channel(32);
     let handle = landfall_kafka::spawn(settings, events_tx).map_err(kafka_err)?;

@@ -644,16 +644,21 @@ impl SinkProcess {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 eprintln!(
                     "sink did not exit within {timeout:?}; last log lines:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    self.log_tail(30)
                 );
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The last `n` lines of the sink's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(n).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
@@ -683,6 +688,16 @@ impl SinkProcess {
 
 impl Drop for SinkProcess {
     fn drop(&mut self) {
+        // A test failed while this sink was still running: its log is the evidence, and the
+        // temporary directory holding it is about to be deleted.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- sink pid {} ({}) still running at test failure; last log lines:\n{}",
+                self.child.id(),
+                self.log.display(),
+                self.log_tail(60)
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

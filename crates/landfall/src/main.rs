@@ -211,13 +211,28 @@ fn writer_id() -> String {
 }
 
 async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>) -> Result<()> {
+    // Signals first: an orchestrator may stop a pod that is still starting, and SIGTERM's default
+    // action would kill it with a signal instead of a clean exit.
+    let shutdown = CancellationToken::new();
+    let signals = {
+        let token = shutdown.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+                _ = token.cancelled() => {}
+            }
+            token.cancel();
+        })
+    };
     let sinks = load(&configs).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
     let writer = writer.unwrap_or_else(writer_id);
     let listener = landfall_runtime::http::bind(metrics_addr)
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {metrics_addr}"))?;
     let metrics = Metrics::new();
-    let shutdown = CancellationToken::new();
 
     // Open and probe every store before joining any group: wrong credentials or a missing bucket
     // end here with one line, before anything is consumed.
@@ -226,9 +241,13 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         let st = stores(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
         let probe = stores_with(&cfg, Some(1))?;
         for loc in [&probe.data, &probe.markers] {
-            io::preflight(loc, &writer)
-                .await
-                .map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?;
+            tokio::select! {
+                r = io::preflight(loc, &writer) => r.map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?,
+                _ = shutdown.cancelled() => {
+                    info!("stopped before starting: nothing was consumed");
+                    return Ok(());
+                }
+            }
         }
         contexts.push(SinkContext {
             config: cfg,
@@ -249,20 +268,6 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         let name = ctx.config.name.clone();
         tasks.spawn(async move { (name, run_sink(ctx, token).await) });
     }
-    let signals = {
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => info!("SIGTERM: shutting down"),
-                _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-                _ = token.cancelled() => {}
-            }
-            token.cancel();
-        })
-    };
     let mut failed = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (name, result) = joined.context("sink task panicked")?;

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use landfall_store::io;
-use landfall_testkit::{json_record, manifests, produce, producer, write_config, S3Server};
+use landfall_testkit::{
+    json_record, manifests, produce, producer, write_config, S3Server, SinkProcess,
+};
 
 fn landfall(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_landfall"));
@@ -71,7 +73,7 @@ async fn nothing_committed(markers: &landfall_store::Location) {
 
 #[test]
 fn bad_config_reports_every_problem_with_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target::local(dir.path());
     let good = sink_toml(
         "cfg",
@@ -123,7 +125,7 @@ fn bad_config_reports_every_problem_with_file_and_line() {
 
 #[test]
 fn unreachable_broker_is_one_clear_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target::local(dir.path());
     let port = landfall_testkit::free_port();
     let f = write_config(
@@ -150,7 +152,7 @@ fn unreachable_broker_is_one_clear_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_bucket_unreachable_store_and_missing_credentials_are_one_clear_line() {
     let s3 = S3Server::start();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let cases: Vec<(&str, Target, Vec<&str>, &str)> = vec![
         (
             "missing bucket",
@@ -241,7 +243,7 @@ async fn malformed_records_go_to_the_dead_letter_prefix_with_offset_and_reason()
         })
         .collect();
     let produced = produce(&producer(&broker.bootstrap()), &topic, 1, values).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target::local(dir.path());
     let cfg = parse(&sink_toml(
         "dlq",
@@ -294,7 +296,7 @@ async fn fail_mode_stops_the_sink_naming_the_record_and_commits_nothing_past_it(
         })
         .collect();
     produce(&producer(&broker.bootstrap()), &topic, 1, values).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target::local(dir.path());
     let cfg = parse(&sink_toml(
         "failmode",
@@ -321,7 +323,7 @@ async fn fail_mode_stops_the_sink_naming_the_record_and_commits_nothing_past_it(
 #[test]
 fn wrong_credentials_are_one_clear_line() {
     let s3 = S3Server::start_with_auth();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target {
         data: "s3://lake/raw".into(),
         markers: "s3://lake/_landfall".into(),
@@ -339,4 +341,51 @@ fn wrong_credentials_are_one_clear_line() {
         error
     );
     assert!(error.contains("InvalidAccessKeyId"), "{}", error);
+}
+
+/// An orchestrator may stop a pod that is still starting (here: waiting on a store that accepts
+/// connections and never answers). SIGTERM then ends it cleanly with exit 0, not by the signal.
+#[test]
+fn sigterm_while_starting_exits_cleanly() {
+    let dir = test_dir();
+    // Accepts TCP connections (the kernel's backlog) and never answers a request.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let t = Target {
+        data: "s3://lake/raw".into(),
+        markers: "s3://lake/_landfall".into(),
+        options: [
+            (
+                "aws_endpoint",
+                format!("http://{}", blackhole.local_addr().unwrap()),
+            ),
+            ("aws_allow_http", "true".into()),
+            ("aws_region", "us-east-1".into()),
+            ("aws_access_key_id", "test".into()),
+            ("aws_secret_access_key", "test".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    };
+    let f = write_config(
+        dir.path(),
+        "starting",
+        &sink_toml("starting", "orders", "127.0.0.1:9", &t, "", ""),
+    );
+    let sink = SinkProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_landfall")),
+        &f,
+        &[],
+        dir.path().join("starting.log"),
+    );
+    // The metrics port is bound before the store probe starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", sink.metrics_port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "sink never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = sink.log.clone();
+    assert_eq!(sink.terminate(Duration::from_secs(10)), Some(0));
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("stopped before starting"), "{log}");
 }

@@ -94,7 +94,7 @@ async fn kill9_soak_lands_every_offset_once() {
     let topic = unique("soak");
     const P: i32 = 4;
     broker.create_topic(&topic, P);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let text = sink_toml(
         "soak",
         &topic,
@@ -120,6 +120,14 @@ async fn kill9_soak_lands_every_offset_once() {
     }
     let produced = producing.await.unwrap();
     let sink = SinkProcess::start(bin(), &config, &[], dir.path().join("sink-final.log"));
+    // The killed sinks may have landed everything already; the final one must still take over
+    // every partition (once the group has dropped the killed members) before it is stopped.
+    eventually(
+        "the final sink owns every partition",
+        Duration::from_secs(120),
+        || async { (sink.metric("landfall_partitions_assigned") == Some(P as f64)).then_some(()) },
+    )
+    .await;
     let st = stores_of(&text, &t);
     await_landed(&st.markers, "soak", &produced, Duration::from_secs(240)).await;
     assert_eq!(
@@ -139,7 +147,7 @@ async fn rebalance_storm_lands_every_offset_once() {
     let topic = unique("storm");
     const P: i32 = 12;
     broker.create_topic(&topic, P);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let text = sink_toml(
         "storm",
         &topic,
@@ -289,7 +297,7 @@ async fn zombie_commit_is_refused() {
 
     // `landfall gc` finds the zombie's file (listed by no manifest) and deletes it on request;
     // `landfall verify` is clean before and after.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let config = write_config(dir.path(), "zombie", &text);
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(bin())
@@ -497,7 +505,7 @@ async fn broker_restart_loses_nothing() {
 /// cost does not grow with the number of commits ever written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_reads_hint_not_history() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target::local(dir.path());
     let text = sink_toml("hist", "hist", "127.0.0.1:1", &t, "", "");
     let cfg = parse(&text);

@@ -112,7 +112,7 @@ async fn lands_every_offset_once(target: Target) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lands_every_offset_once_on_local_fs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     lands_every_offset_once(Target::local(dir.path())).await;
 }
 
@@ -146,7 +146,7 @@ async fn max_age_lands_an_idle_tail() {
     let broker = broker();
     let topic = unique("idle");
     broker.create_topic(&topic, 2);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let target = Target::local(dir.path());
     let cfg = parse(&sink_toml(
         "idle",

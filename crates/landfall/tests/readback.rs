@@ -33,7 +33,7 @@ async fn parquet_reads_back_in_pyarrow_and_duckdb() {
         (0..1000).map(|i| (i, typed_record(i))),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let t = Target::local(dir.path());
     let text = sink_toml(
         "typed",

@@ -148,19 +148,33 @@ pub async fn await_landed(
     produced: &BTreeMap<i32, u64>,
     timeout: Duration,
 ) -> Vec<Manifest> {
-    eventually("every produced offset committed", timeout, || async {
-        let ms = manifests(markers, sink).await;
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for m in &ms {
-            let e = next.entry(m.partition).or_insert(0);
-            *e = (*e).max(m.offsets.next);
-        }
-        produced
-            .iter()
-            .all(|(p, n)| next.get(p).copied().unwrap_or(0) >= *n as i64)
-            .then_some(ms)
-    })
-    .await
+    // The last progress seen, so that a timeout says which partitions were behind.
+    let progress = std::sync::Mutex::new(BTreeMap::<i32, i64>::new());
+    let landed = tokio::time::timeout(
+        timeout,
+        eventually("every produced offset committed", timeout * 2, || async {
+            let ms = manifests(markers, sink).await;
+            let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+            for m in &ms {
+                let e = next.entry(m.partition).or_insert(0);
+                *e = (*e).max(m.offsets.next);
+            }
+            let done = produced
+                .iter()
+                .all(|(p, n)| next.get(p).copied().unwrap_or(0) >= *n as i64);
+            *progress.lock().unwrap() = next;
+            done.then_some(ms)
+        }),
+    )
+    .await;
+    match landed {
+        Ok(ms) => ms,
+        Err(_) => panic!(
+            "timed out after {timeout:?} waiting for every produced offset committed: \
+             produced (partition -> records) {produced:?}, committed up to {:?}",
+            progress.lock().unwrap()
+        ),
+    }
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -193,4 +207,15 @@ pub async fn gcs_fixture() -> landfall_fakegcs::RunningFakeGcs {
     })
     .await
     .expect("start the GCS fixture")
+}
+
+/// A test's scratch directory (configs, sink logs, local stores). With
+/// `LANDFALL_KEEP_TEST_DIRS=1` it outlives the test, so a failure's logs can be read afterwards.
+pub fn test_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("LANDFALL_KEEP_TEST_DIRS").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("test dir kept: {}", dir.path().display());
+    }
+    dir
 }
