@@ -130,6 +130,10 @@ pub struct ConsumerHandle {
 struct Shared {
     /// Current epoch per assigned partition.
     epochs: HashMap<(String, i32), u64>,
+    /// Seeks librdkafka refused so far, retried every loop. Until one succeeds, the partition's
+    /// records are dropped: they come from the old position, and taking them would leave a gap
+    /// that the next batch's range would claim to cover.
+    pending_seeks: HashMap<(String, i32), i64>,
     closing: bool,
 }
 
@@ -177,9 +181,9 @@ impl ConsumerContext for Context {
                         s.tp.partition,
                         Offset::Offset(s.offset),
                     );
-                    shared
-                        .epochs
-                        .insert((s.tp.topic.to_string(), s.tp.partition), s.epoch);
+                    let key = (s.tp.topic.to_string(), s.tp.partition);
+                    shared.pending_seeks.remove(&key);
+                    shared.epochs.insert(key, s.epoch);
                 }
                 drop(shared);
                 let undecided: Vec<TopicPartition> = tps_of(tpl)
@@ -237,7 +241,9 @@ impl ConsumerContext for Context {
                 {
                     let mut shared = self.shared.lock().expect("not poisoned");
                     for tp in &tps {
-                        shared.epochs.remove(&(tp.topic.to_string(), tp.partition));
+                        let key = (tp.topic.to_string(), tp.partition);
+                        shared.epochs.remove(&key);
+                        shared.pending_seeks.remove(&key);
                     }
                 }
                 let r = if cooperative {
@@ -409,6 +415,7 @@ pub fn spawn(
         events: events.clone(),
         shared: Mutex::new(Shared {
             epochs: HashMap::new(),
+            pending_seeks: HashMap::new(),
             closing: false,
         }),
         assign_timeout: settings.assign_timeout,
@@ -442,6 +449,40 @@ fn tpl_of(tps: &[TopicPartition]) -> TopicPartitionList {
     l
 }
 
+/// Perform the seeks the sink asked for; a refused one stays pending and is tried again.
+fn retry_seeks(consumer: &BaseConsumer<Context>) {
+    let pending: Vec<((String, i32), i64)> = {
+        let shared = consumer.context().shared.lock().expect("not poisoned");
+        if shared.pending_seeks.is_empty() {
+            return;
+        }
+        shared
+            .pending_seeks
+            .iter()
+            .map(|(k, o)| (k.clone(), *o))
+            .collect()
+    };
+    for ((topic, partition), offset) in pending {
+        match consumer.seek(
+            &topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(1),
+        ) {
+            Ok(()) => {
+                let mut shared = consumer.context().shared.lock().expect("not poisoned");
+                // Still the seek we made (no newer seek or reassignment in between).
+                if shared.pending_seeks.get(&(topic.clone(), partition)) == Some(&offset) {
+                    shared.pending_seeks.remove(&(topic, partition));
+                }
+            }
+            Err(e) => {
+                warn!(topic, partition, offset, error = %e, "seek refused; its records are held back until it succeeds")
+            }
+        }
+    }
+}
+
 fn poll_loop(
     consumer: BaseConsumer<Context>,
     events: mpsc::Sender<ConsumerEvent>,
@@ -473,19 +514,12 @@ fn poll_loop(
                     let mut shared = consumer.context().shared.lock().expect("not poisoned");
                     // A seek for an earlier assignment of this partition is stale.
                     if shared.epochs.get(&key).is_some_and(|&e| e < epoch) {
-                        shared.epochs.insert(key, epoch);
+                        shared.epochs.insert(key.clone(), epoch);
+                        shared.pending_seeks.insert(key, offset);
                         drop(shared);
                         held.iter_mut().for_each(|b| {
                             b.retain(|(r, _)| !(r.topic == tp.topic && r.partition == tp.partition))
                         });
-                        if let Err(e) = consumer.seek(
-                            &tp.topic,
-                            tp.partition,
-                            Offset::Offset(offset),
-                            Duration::from_secs(10),
-                        ) {
-                            warn!(%tp, offset, error = %e, "seek failed");
-                        }
                     }
                 }
                 Ok(ConsumerCommand::CommitHint {
@@ -515,6 +549,8 @@ fn poll_loop(
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
+
+        retry_seeks(&consumer);
 
         while let Some(batch) = held.pop_front() {
             match events.try_send(ConsumerEvent::Records(batch)) {
@@ -549,14 +585,15 @@ fn poll_loop(
                         .entry(m.topic().to_string())
                         .or_insert_with(|| Arc::from(m.topic()))
                         .clone();
-                    let epoch = consumer
-                        .context()
-                        .shared
-                        .lock()
-                        .expect("not poisoned")
-                        .epochs
-                        .get(&(m.topic().to_string(), m.partition()))
-                        .copied();
+                    let epoch = {
+                        let shared = consumer.context().shared.lock().expect("not poisoned");
+                        let key = (m.topic().to_string(), m.partition());
+                        if shared.pending_seeks.contains_key(&key) {
+                            None // fetched from before a seek that has not happened yet
+                        } else {
+                            shared.epochs.get(&key).copied()
+                        }
+                    };
                     // Records of partitions no longer assigned are dropped; their new owner reads them.
                     if let (Some(epoch), true) = (epoch, fetching) {
                         batch.push((to_record(&m, &topic), epoch));
