@@ -561,6 +561,27 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Turn IAM enforcement on or off while running (moto's `/moto-api/reset-auth`). On, the
+    /// `test` keys of [`S3Server::options`] are unknown to IAM: every request gets 403
+    /// InvalidAccessKeyId, as when a sink's credentials are revoked.
+    pub fn enforce_auth(&self, on: bool) {
+        use std::io::{Read, Write};
+        let body = if on { "0" } else { "inf" };
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("moto");
+        write!(
+            s,
+            "POST /moto-api/reset-auth HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("reset-auth");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("reset-auth answer");
+        assert!(
+            answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+            "{answer}"
+        );
+    }
+
     /// object_store options for a sink config's `[store].options`.
     pub fn options(&self) -> BTreeMap<String, String> {
         [

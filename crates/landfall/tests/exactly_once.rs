@@ -457,6 +457,88 @@ async fn store_faults_lose_and_duplicate_nothing() {
     check(&topic, &produced, &clean.data, &clean.markers, "faults").await;
 }
 
+/// The sink's credentials are revoked while it runs. The next write gets 403: a permanent error,
+/// so the sink stops with one clear line instead of retrying forever, having committed no offset
+/// past its markers. With credentials back, a restart lands the rest, each offset once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_revoked_mid_run_stop_the_sink_and_lose_nothing() {
+    let broker = broker();
+    let s3 = S3Server::start();
+    let t = s3_target(&s3);
+    let topic = unique("revoked");
+    const P: i32 = 2;
+    broker.create_topic(&topic, P);
+    let dir = test_dir();
+    let text = sink_toml(
+        "revoked",
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 250\nmax_age_ms = 500",
+        "",
+    );
+    let config = write_config(dir.path(), "revoked", &text);
+    let st = stores_of(&text, &t);
+    let p = producer(&broker.bootstrap());
+    let mut produced = produce(&p, &topic, P, (0..1000).map(|i| (i, json_record(i)))).await;
+    let sink = SinkProcess::start(bin(), &config, &[], dir.path().join("sink-1.log"));
+    await_landed(&st.markers, "revoked", &produced, Duration::from_secs(60)).await;
+
+    s3.enforce_auth(true);
+    for (k, v) in produce(&p, &topic, P, (1000..2000).map(|i| (i, json_record(i)))).await {
+        *produced.entry(k).or_insert(0) += v;
+    }
+    let mut sink = sink;
+    let exited = eventually("the sink stops on 403", Duration::from_secs(60), || {
+        let status = sink.try_wait();
+        async move { status }
+    })
+    .await;
+    assert_eq!(exited.code(), Some(2), "{}", sink.log_tail(20));
+    let last = sink.log_tail(1);
+    assert!(
+        last.starts_with("error: sink `revoked`")
+            && last.contains("InvalidAccessKeyId")
+            && last.contains("permission denied"),
+        "{last}"
+    );
+    drop(sink);
+
+    s3.enforce_auth(false);
+    // Offsets first, markers second (the chain only grows): no group offset is ahead of a marker.
+    let committed = {
+        let (b, tp) = (broker.bootstrap(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            landfall_testkit::committed_offsets(&b, "landfall-revoked", &tp, P)
+        })
+        .await
+        .unwrap()
+    };
+    let ms = manifests(&st.markers, "revoked").await;
+    for (p, off) in committed {
+        let chain = ms
+            .iter()
+            .filter(|m| m.partition == p)
+            .map(|m| m.offsets.next)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            off <= chain,
+            "partition {p}: group offset {off} ahead of the markers ({chain})"
+        );
+    }
+    let rows_before: u64 = ms.iter().map(|m| m.rows).sum();
+    assert_eq!(
+        rows_before, 1000,
+        "nothing lands while the credentials are revoked"
+    );
+
+    let sink = SinkProcess::start(bin(), &config, &[], dir.path().join("sink-2.log"));
+    await_landed(&st.markers, "revoked", &produced, Duration::from_secs(60)).await;
+    assert_eq!(sink.terminate(Duration::from_secs(60)), Some(0));
+    check(&topic, &produced, &st.data, &st.markers, "revoked").await;
+}
+
 /// The broker is killed and restarted (persistent SQLite storage); the sink reconnects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_loses_nothing() {
