@@ -500,6 +500,14 @@ pub fn assert_exactly_once(
         files.values().all(|&n| n == 1),
         "a file is listed by more than one manifest"
     );
+    eprintln!(
+        "exactly once: {topic}: {} rows read back = {expected} produced over {} partition(s), \
+         {} commits, {} files; no duplicate, no missing offset",
+        landed.len(),
+        produced.len(),
+        manifests.len(),
+        files.len()
+    );
 }
 
 /// moto's S3 server on its own port with bucket `lake`.

@@ -107,6 +107,7 @@ async fn kill9_soak_lands_every_offset_once() {
     let producing = spawn_producer(broker.bootstrap(), topic.clone(), P, 30_000, 300);
 
     let mut rng = rand::rng();
+    let mut kills_ms = Vec::new();
     for cycle in 0..20 {
         let sink = SinkProcess::start(
             bin(),
@@ -115,9 +116,15 @@ async fn kill9_soak_lands_every_offset_once() {
             dir.path().join(format!("sink-{cycle}.log")),
         );
         // The fault schedule: SIGKILL at a random moment of the sink's life.
-        tokio::time::sleep(Duration::from_millis(rng.random_range(1500..5000))).await;
+        let life = rng.random_range(1500..5000);
+        tokio::time::sleep(Duration::from_millis(life)).await;
         sink.kill9();
+        kills_ms.push(life);
     }
+    eprintln!(
+        "{} SIGKILLs, after {kills_ms:?} ms of each sink's life",
+        kills_ms.len()
+    );
     let produced = producing.await.unwrap();
     let sink = SinkProcess::start(bin(), &config, &[], dir.path().join("sink-final.log"));
     // The killed sinks may have landed everything already; the final one must still take over
@@ -440,6 +447,10 @@ async fn store_faults_lose_and_duplicate_nothing() {
     .await;
     fd.disable();
     fm.disable();
+    eprintln!(
+        "faults injected: data store {:?}, marker store {:?}",
+        fd.counts, fm.counts
+    );
     await_landed(
         &clean.markers,
         "faults",
@@ -453,6 +464,13 @@ async fn store_faults_lose_and_duplicate_nothing() {
         watch.await
     );
     watch.abort();
+    let end = tokio::task::spawn_blocking({
+        let (b, t) = (broker.bootstrap(), topic.clone());
+        move || landfall_testkit::committed_offsets(&b, "landfall-faults", &t, P)
+    })
+    .await
+    .unwrap();
+    eprintln!("group offsets at the end: {end:?} (never ahead of the markers while running)");
     sink.stop().await;
     check(&topic, &produced, &clean.data, &clean.markers, "faults").await;
 }
@@ -496,6 +514,7 @@ async fn credentials_revoked_mid_run_stop_the_sink_and_lose_nothing() {
     .await;
     assert_eq!(exited.code(), Some(2), "{}", sink.log_tail(20));
     let last = sink.log_tail(1);
+    eprintln!("sink exited {:?} with: {last}", exited.code());
     assert!(
         last.starts_with("error: sink `revoked`")
             && last.contains("InvalidAccessKeyId")
@@ -647,6 +666,7 @@ async fn recovery_reads_hint_not_history() {
     assert_eq!(r.next, 2 * BATCHES);
     assert_eq!(r.via, "hint+listing");
     assert!(r.listed <= 3, "listed {} objects with a hint", r.listed);
+    let with_hint = r.listed;
     // Without a hint it is a listing of the partition's history.
     let r = recover_partition(
         &st.markers,
@@ -664,4 +684,8 @@ async fn recovery_reads_hint_not_history() {
     .unwrap();
     assert_eq!(r.next, 2 * BATCHES);
     assert!(r.listed >= BATCHES as usize);
+    eprintln!(
+        "recovery over {BATCHES} commits listed {with_hint} object(s) with a hint, {} without",
+        r.listed
+    );
 }
