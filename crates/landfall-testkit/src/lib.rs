@@ -117,6 +117,10 @@ impl Broker {
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
         };
+        if std::env::var_os("LANDFALL_KEEP_TEST_DIRS").is_some() {
+            b.dir.disable_cleanup(true);
+            eprintln!("broker dir kept: {}", b.dir.path().display());
+        }
         b.spawn();
         b
     }
@@ -147,7 +151,11 @@ impl Broker {
                 &url,
             ])
             .current_dir(self.dir.path())
-            .env("RUST_LOG", "warn")
+            // TANSU_LOG=info shows the coordinator's decisions (joins, missed heartbeats).
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
@@ -632,7 +640,11 @@ impl SinkProcess {
         cmd.args(["run", "--config"])
             .arg(config)
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-            .env("LANDFALL_LOG", "info,landfall_runtime=debug,rdkafka=warn")
+            .env(
+                "LANDFALL_LOG",
+                std::env::var("LANDFALL_TEST_SINK_LOG")
+                    .unwrap_or_else(|_| "info,landfall_runtime=debug,rdkafka=warn".into()),
+            )
             .env("LANDFALL_LOG_FORMAT", "json")
             .stdout(out.try_clone().expect("dup"))
             .stderr(out);
