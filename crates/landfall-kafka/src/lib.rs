@@ -133,8 +133,14 @@ struct Shared {
     /// Seeks librdkafka refused so far, retried every loop. Until one succeeds, the partition's
     /// records are dropped: they come from the old position, and taking them would leave a gap
     /// that the next batch's range would claim to cover.
-    pending_seeks: HashMap<(String, i32), i64>,
+    pending_seeks: HashMap<(String, i32), PendingSeek>,
     closing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PendingSeek {
+    offset: i64,
+    refusals: u32,
 }
 
 struct Context {
@@ -451,7 +457,7 @@ fn tpl_of(tps: &[TopicPartition]) -> TopicPartitionList {
 
 /// Perform the seeks the sink asked for; a refused one stays pending and is tried again.
 fn retry_seeks(consumer: &BaseConsumer<Context>) {
-    let pending: Vec<((String, i32), i64)> = {
+    let pending: Vec<((String, i32), PendingSeek)> = {
         let shared = consumer.context().shared.lock().expect("not poisoned");
         if shared.pending_seeks.is_empty() {
             return;
@@ -459,25 +465,34 @@ fn retry_seeks(consumer: &BaseConsumer<Context>) {
         shared
             .pending_seeks
             .iter()
-            .map(|(k, o)| (k.clone(), *o))
+            .map(|(k, p)| (k.clone(), *p))
             .collect()
     };
-    for ((topic, partition), offset) in pending {
-        match consumer.seek(
-            &topic,
-            partition,
-            Offset::Offset(offset),
+    for (key, seek) in pending {
+        let r = consumer.seek(
+            &key.0,
+            key.1,
+            Offset::Offset(seek.offset),
             Duration::from_secs(1),
-        ) {
+        );
+        let mut shared = consumer.context().shared.lock().expect("not poisoned");
+        // Only if it is still the seek we made (no newer seek or reassignment in between).
+        let Some(current) = shared.pending_seeks.get_mut(&key).filter(|p| **p == seek) else {
+            continue;
+        };
+        match r {
             Ok(()) => {
-                let mut shared = consumer.context().shared.lock().expect("not poisoned");
-                // Still the seek we made (no newer seek or reassignment in between).
-                if shared.pending_seeks.get(&(topic.clone(), partition)) == Some(&offset) {
-                    shared.pending_seeks.remove(&(topic, partition));
-                }
+                shared.pending_seeks.remove(&key);
             }
             Err(e) => {
-                warn!(topic, partition, offset, error = %e, "seek refused; its records are held back until it succeeds")
+                current.refusals += 1;
+                // Tried every loop: say it once, then only at debug level.
+                if current.refusals == 1 {
+                    warn!(topic = key.0, partition = key.1, offset = seek.offset, error = %e,
+                        "seek refused; the partition's records are held back until it succeeds");
+                } else {
+                    debug!(topic = key.0, partition = key.1, offset = seek.offset, error = %e, refusals = current.refusals, "seek refused again");
+                }
             }
         }
     }
@@ -515,7 +530,13 @@ fn poll_loop(
                     // A seek for an earlier assignment of this partition is stale.
                     if shared.epochs.get(&key).is_some_and(|&e| e < epoch) {
                         shared.epochs.insert(key.clone(), epoch);
-                        shared.pending_seeks.insert(key, offset);
+                        shared.pending_seeks.insert(
+                            key,
+                            PendingSeek {
+                                offset,
+                                refusals: 0,
+                            },
+                        );
                         drop(shared);
                         held.iter_mut().for_each(|b| {
                             b.retain(|(r, _)| !(r.topic == tp.topic && r.partition == tp.partition))

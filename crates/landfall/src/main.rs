@@ -216,12 +216,15 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
     let shutdown = CancellationToken::new();
     let signals = {
         let token = shutdown.clone();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot install the SIGTERM handler")?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term =
+            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut int =
+            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM: shutting down"),
-                _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+                _ = int.recv() => info!("SIGINT: shutting down"),
                 _ = token.cancelled() => {}
             }
             token.cancel();
