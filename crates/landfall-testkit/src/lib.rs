@@ -600,17 +600,22 @@ impl S3Server {
 
     /// object_store options for a sink config's `[store].options`.
     pub fn options(&self) -> BTreeMap<String, String> {
-        [
-            ("aws_endpoint", self.endpoint()),
-            ("aws_allow_http", "true".into()),
-            ("aws_access_key_id", "test".into()),
-            ("aws_secret_access_key", "test".into()),
-            ("aws_region", "us-east-1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        s3_options(&self.endpoint())
     }
+}
+
+/// `[store].options` for an S3 endpoint over plain HTTP with moto's `test` keys.
+pub fn s3_options(endpoint: &str) -> BTreeMap<String, String> {
+    [
+        ("aws_endpoint", endpoint),
+        ("aws_allow_http", "true"),
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+        ("aws_region", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 impl Drop for S3Server {

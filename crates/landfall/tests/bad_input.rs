@@ -353,19 +353,10 @@ fn sigterm_while_starting_exits_cleanly() {
     let t = Target {
         data: "s3://lake/raw".into(),
         markers: "s3://lake/_landfall".into(),
-        options: [
-            (
-                "aws_endpoint",
-                format!("http://{}", blackhole.local_addr().unwrap()),
-            ),
-            ("aws_allow_http", "true".into()),
-            ("aws_region", "us-east-1".into()),
-            ("aws_access_key_id", "test".into()),
-            ("aws_secret_access_key", "test".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
+        options: landfall_testkit::s3_options(&format!(
+            "http://{}",
+            blackhole.local_addr().unwrap()
+        )),
     };
     let f = write_config(
         dir.path(),

@@ -82,6 +82,39 @@ async fn check(
     assert_exactly_once(topic, produced, &ms, &landed);
 }
 
+/// No group offset is ahead of the markers (offsets are only hints, committed after the marker).
+/// Offsets are read first and markers second: the chain only grows, so this order cannot race.
+/// Returns the group's offsets and the manifests that were read.
+async fn assert_offsets_behind_markers(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    markers: &Location,
+    sink: &str,
+) -> (BTreeMap<i32, i64>, Vec<landfall_core::manifest::Manifest>) {
+    let committed = tokio::task::spawn_blocking({
+        let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
+        move || landfall_testkit::committed_offsets(&b, &g, &t, partitions)
+    })
+    .await
+    .unwrap();
+    let ms = manifests(markers, sink).await;
+    for (p, off) in &committed {
+        let chain = ms
+            .iter()
+            .filter(|m| m.partition == *p)
+            .map(|m| m.offsets.next)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            *off <= chain,
+            "partition {p}: group offset {off} ahead of the markers ({chain})"
+        );
+    }
+    (committed, ms)
+}
+
 fn stores_of(cfg_text: &str, t: &Target) -> landfall_runtime::SinkStores {
     stores(&parse(cfg_text), t)
 }
@@ -431,26 +464,15 @@ async fn store_faults_lose_and_duplicate_nothing() {
         tokio::spawn(async move {
             let mut checks = 0;
             loop {
-                let committed = tokio::task::spawn_blocking({
-                    let (b, t) = (bootstrap.clone(), topic.clone());
-                    move || landfall_testkit::committed_offsets(&b, "landfall-faults", &t, P)
-                })
-                .await
-                .unwrap();
-                // Offsets first, markers second: the chain only grows, so this order cannot race.
-                let ms = manifests(&markers, "faults").await;
-                for (p, off) in committed {
-                    let chain = ms
-                        .iter()
-                        .filter(|m| m.partition == p)
-                        .map(|m| m.offsets.next)
-                        .max()
-                        .unwrap_or(0);
-                    assert!(
-                        off <= chain,
-                        "partition {p}: group offset {off} ahead of the markers ({chain})"
-                    );
-                }
+                assert_offsets_behind_markers(
+                    &bootstrap,
+                    "landfall-faults",
+                    &topic,
+                    P,
+                    &markers,
+                    "faults",
+                )
+                .await;
                 checks += 1;
                 if checks > 1000 {
                     return checks;
@@ -489,12 +511,15 @@ async fn store_faults_lose_and_duplicate_nothing() {
         watch.await
     );
     watch.abort();
-    let end = tokio::task::spawn_blocking({
-        let (b, t) = (broker.bootstrap(), topic.clone());
-        move || landfall_testkit::committed_offsets(&b, "landfall-faults", &t, P)
-    })
-    .await
-    .unwrap();
+    let (end, _) = assert_offsets_behind_markers(
+        &broker.bootstrap(),
+        "landfall-faults",
+        &topic,
+        P,
+        &clean.markers,
+        "faults",
+    )
+    .await;
     eprintln!("group offsets at the end: {end:?} (never ahead of the markers while running)");
     sink.stop().await;
     check(&topic, &produced, &clean.data, &clean.markers, "faults").await;
@@ -549,28 +574,15 @@ async fn credentials_revoked_mid_run_stop_the_sink_and_lose_nothing() {
     drop(sink);
 
     s3.enforce_auth(false);
-    // Offsets first, markers second (the chain only grows): no group offset is ahead of a marker.
-    let committed = {
-        let (b, tp) = (broker.bootstrap(), topic.clone());
-        tokio::task::spawn_blocking(move || {
-            landfall_testkit::committed_offsets(&b, "landfall-revoked", &tp, P)
-        })
-        .await
-        .unwrap()
-    };
-    let ms = manifests(&st.markers, "revoked").await;
-    for (p, off) in committed {
-        let chain = ms
-            .iter()
-            .filter(|m| m.partition == p)
-            .map(|m| m.offsets.next)
-            .max()
-            .unwrap_or(0);
-        assert!(
-            off <= chain,
-            "partition {p}: group offset {off} ahead of the markers ({chain})"
-        );
-    }
+    let (_, ms) = assert_offsets_behind_markers(
+        &broker.bootstrap(),
+        "landfall-revoked",
+        &topic,
+        P,
+        &st.markers,
+        "revoked",
+    )
+    .await;
     let rows_before: u64 = ms.iter().map(|m| m.rows).sum();
     assert_eq!(
         rows_before, 1000,
