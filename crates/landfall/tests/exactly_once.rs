@@ -115,27 +115,54 @@ async fn assert_offsets_behind_markers(
     (committed, ms)
 }
 
+/// What each test here starts from: a broker (SQLite engine) with a fresh topic named after the
+/// sink, moto S3, a fresh prefix of bucket `lake`, and the sink's config text.
+struct Rig {
+    broker: landfall_testkit::Broker,
+    s3: S3Server,
+    t: Target,
+    topic: String,
+    text: String,
+}
+
+impl Rig {
+    fn start(sink: &str, partitions: i32, flush: &str, extra: &str) -> Rig {
+        let broker = broker();
+        let s3 = S3Server::start();
+        let t = s3_target(&s3);
+        let topic = unique(sink);
+        broker.create_topic(&topic, partitions);
+        let text = sink_toml(sink, &topic, &broker.bootstrap(), &t, flush, extra);
+        Rig {
+            broker,
+            s3,
+            t,
+            topic,
+            text,
+        }
+    }
+}
+
 fn stores_of(cfg_text: &str, t: &Target) -> landfall_runtime::SinkStores {
     stores(&parse(cfg_text), t)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_soak_lands_every_offset_once() {
-    let broker = broker();
-    let s3 = S3Server::start();
-    let t = s3_target(&s3);
-    let topic = unique("soak");
     const P: i32 = 4;
-    broker.create_topic(&topic, P);
-    let dir = test_dir();
-    let text = sink_toml(
+    let Rig {
+        broker,
+        s3: _s3,
+        t,
+        topic,
+        text,
+    } = Rig::start(
         "soak",
-        &topic,
-        &broker.bootstrap(),
-        &t,
+        P,
         "max_records = 400\nmax_age_ms = 700",
         "[runtime]\nchunk_records = 200\n",
     );
+    let dir = test_dir();
     // Each restart joins a consumer group of its own. Landfall never needs the group's memory (the
     // store is the truth; a new group has no offset hint, the slowest recovery), and on tansu
     // 0.6.0 a group whose leader was killed can stay stuck with partitions nobody owns
@@ -206,21 +233,20 @@ async fn kill9_soak_lands_every_offset_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_storm_lands_every_offset_once() {
-    let broker = broker();
-    let s3 = S3Server::start();
-    let t = s3_target(&s3);
-    let topic = unique("storm");
     const P: i32 = 12;
-    broker.create_topic(&topic, P);
-    let dir = test_dir();
-    let text = sink_toml(
+    let Rig {
+        broker,
+        s3: _s3,
+        t,
+        topic,
+        text,
+    } = Rig::start(
         "storm",
-        &topic,
-        &broker.bootstrap(),
-        &t,
+        P,
         "max_records = 500\nmax_age_ms = 800",
         "[runtime]\nchunk_records = 250\nrevoke_flush_timeout_ms = 3000\n",
     );
+    let dir = test_dir();
     let config = write_config(dir.path(), "storm", &text);
     let producing = spawn_producer(broker.bootstrap(), topic.clone(), P, 36_000, 600);
     let log = |n: &str| dir.path().join(format!("{n}.log"));
@@ -266,11 +292,13 @@ async fn rebalance_storm_lands_every_offset_once() {
 /// commit, the create-only commit is refused: it learns who won, and nothing is duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zombie_commit_is_refused() {
-    let broker = broker();
-    let s3 = S3Server::start();
-    let t = s3_target(&s3);
-    let topic = unique("zombie");
-    broker.create_topic(&topic, 1);
+    let Rig {
+        broker,
+        s3: _s3,
+        t,
+        topic,
+        text,
+    } = Rig::start("zombie", 1, "max_records = 100\nmax_age_ms = 500", "");
     let produced = produce(
         &producer(&broker.bootstrap()),
         &topic,
@@ -278,14 +306,6 @@ async fn zombie_commit_is_refused() {
         (0..300).map(|i| (i, json_record(i))),
     )
     .await;
-    let text = sink_toml(
-        "zombie",
-        &topic,
-        &broker.bootstrap(),
-        &t,
-        "max_records = 100\nmax_age_ms = 500",
-        "",
-    );
     let cfg = parse(&text);
     let st = stores(&cfg, &t);
 
@@ -419,17 +439,16 @@ async fn zombie_commit_is_refused() {
 /// the group's offsets never run ahead of the markers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_faults_lose_and_duplicate_nothing() {
-    let broker = broker();
-    let s3 = S3Server::start();
-    let t = s3_target(&s3);
-    let topic = unique("faults");
     const P: i32 = 4;
-    broker.create_topic(&topic, P);
-    let text = sink_toml(
+    let Rig {
+        broker,
+        s3: _s3,
+        t,
+        topic,
+        text,
+    } = Rig::start(
         "faults",
-        &topic,
-        &broker.bootstrap(),
-        &t,
+        P,
         "max_records = 300\nmax_age_ms = 500",
         "[runtime]\nchunk_records = 150\n",
     );
@@ -530,21 +549,15 @@ async fn store_faults_lose_and_duplicate_nothing() {
 /// past its markers. With credentials back, a restart lands the rest, each offset once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_revoked_mid_run_stop_the_sink_and_lose_nothing() {
-    let broker = broker();
-    let s3 = S3Server::start();
-    let t = s3_target(&s3);
-    let topic = unique("revoked");
     const P: i32 = 2;
-    broker.create_topic(&topic, P);
+    let Rig {
+        broker,
+        s3,
+        t,
+        topic,
+        text,
+    } = Rig::start("revoked", P, "max_records = 250\nmax_age_ms = 500", "");
     let dir = test_dir();
-    let text = sink_toml(
-        "revoked",
-        &topic,
-        &broker.bootstrap(),
-        &t,
-        "max_records = 250\nmax_age_ms = 500",
-        "",
-    );
     let config = write_config(dir.path(), "revoked", &text);
     let st = stores_of(&text, &t);
     let p = producer(&broker.bootstrap());
@@ -598,19 +611,13 @@ async fn credentials_revoked_mid_run_stop_the_sink_and_lose_nothing() {
 /// The broker is killed and restarted (persistent SQLite storage); the sink reconnects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_loses_nothing() {
-    let mut broker = broker();
-    let s3 = S3Server::start();
-    let t = s3_target(&s3);
-    let topic = unique("restart");
-    broker.create_topic(&topic, 3);
-    let text = sink_toml(
-        "restart",
-        &topic,
-        &broker.bootstrap(),
-        &t,
-        "max_records = 500\nmax_age_ms = 500",
-        "",
-    );
+    let Rig {
+        mut broker,
+        s3: _s3,
+        t,
+        topic,
+        text,
+    } = Rig::start("restart", 3, "max_records = 500\nmax_age_ms = 500", "");
     let cfg = parse(&text);
     let st = stores(&cfg, &t);
     let sink = start_sink(cfg, st.clone(), "w");
