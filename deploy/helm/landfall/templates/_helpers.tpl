@@ -206,7 +206,8 @@ name = {{ include "landfall.toml.value" $name }}
 {{- range $k, $_ := .Values.env -}}{{- $declared = append $declared $k -}}{{- end -}}
 {{- if not .Values.envFromSecrets -}}
 {{- range $name, $sink := .Values.sinks -}}
-{{- $text := include "landfall.sinkToml" (dict "name" $name "sink" $sink) | regexReplaceAll "(?m)^#.*$" "" | replace "$${" "" -}}
+{{- $toml := include "landfall.sinkToml" (dict "name" $name "sink" $sink) -}}
+{{- $text := regexReplaceAll "(?m)^#.*$" $toml "" | replace "$${" "" -}}
 {{- range $ref := regexFindAll "\\$\\{[A-Za-z0-9_]+\\}" $text -1 -}}
 {{- $var := $ref | trimPrefix "${" | trimSuffix "}" -}}
 {{- if not (has $var $declared) -}}
@@ -233,6 +234,9 @@ name = {{ include "landfall.toml.value" $name }}
 {{- if not (hasKey $.Values.sinks $name) -}}
 {{- fail (printf "landfall: autoscaling.perSink.%s names no sink in .Values.sinks" $name) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.autoscaling.hpa.enabled (lt (int .Values.autoscaling.minReplicas) 1) -}}
+{{- fail "landfall: autoscaling.minReplicas must be at least 1 with autoscaling.hpa (scaling to zero needs KEDA)" -}}
 {{- end -}}
 {{- if include "landfall.autoscalingEnabled" . -}}
 {{- $scaled := list -}}
