@@ -531,3 +531,70 @@ def test_render_refuses_combinations_that_cannot_work(
 ) -> None:
     with pytest.raises(helm_python.HelmRenderError, match=re.escape(message)):
         render(chart, values)
+
+
+# ------------------------------------------------------------------------------------ README
+
+# Values whose content is a Kubernetes (or Landfall) object passed through: the README lists
+# the value itself, not every key inside.
+PASSTHROUGH = {
+    "sinks",
+    "resources",
+    "podSecurityContext",
+    "securityContext",
+    "livenessProbe",
+    "readinessProbe",
+    "updateStrategy",
+    "autoscaling.behavior",
+}
+
+
+def value_paths(values: Values, prefix: str = "") -> Iterator[str]:
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in PASSTHROUGH:
+            yield from value_paths(value, f"{path}.")
+        else:
+            yield path
+
+
+def test_readme_lists_every_value() -> None:
+    readme = (CHART_DIR / "README.md").read_text()
+    defaults: Values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    paths = list(value_paths(defaults))
+    missing = [p for p in paths if f"| `{p}` |" not in readme]
+    assert not missing, f"values missing from the README's table: {missing}"
+    assert len(paths) > 50
+
+
+def documented_sink_keys() -> dict[str, set[str]]:
+    """Keys per table from docs/configuration.md's key tables ("" is the root table)."""
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    keys: dict[str, set[str]] = {}
+    table: str | None = None
+    for line in doc.splitlines():
+        heading = re.fullmatch(r"### (?:Root|`\[(\w+)\]`)", line)
+        if heading:
+            table = heading.group(1) or ""
+            keys[table] = set()
+        elif line.startswith("## "):
+            table = None
+        elif table is not None and (row := re.match(r"\| `([a-z_]+)(?:\[\]\.\w+)?` \|", line)):
+            keys[table].add(row.group(1))
+    return keys
+
+
+def test_schema_knows_exactly_the_documented_sink_keys(chart: helm_python.Chart) -> None:
+    """The schema mirrors Landfall's config: a key added to (or removed from) Landfall and its
+    docs must be added to (or removed from) values.schema.json's `sink` definition too."""
+    schema = chart.schema
+    assert schema is not None
+    sink = schema["definitions"]["sink"]
+    in_schema = {"": set(sink["properties"]) | {"name"}}
+    for table, table_schema in sink["properties"].items():
+        if table_schema.get("type") == "object":
+            in_schema[""].discard(table)
+            in_schema[table] = set(table_schema["properties"])
+    documented = documented_sink_keys()
+    assert len(documented) == 10, documented
+    assert in_schema == documented
