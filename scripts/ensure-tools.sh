@@ -7,7 +7,8 @@
 #   2. The Kafka-protocol broker `tansu` 0.6.0 from crates.io, built with the sqlite
 #      (libsql) and dynostore storage engines into $CACHE/tansu-0.6.0.
 #   3. A Python venv $CACHE/venv-<sha256 of scripts/requirements-test.txt> with moto,
-#      boto3, pyarrow, duckdb, polars, pytest and confluent-kafka.
+#      boto3, pyarrow, duckdb, polars, pytest, confluent-kafka, and for the Helm chart
+#      tests helm-python-sdk, kubernetes-validate, PyYAML, ruff and mypy.
 #
 # Progress goes to stderr. stdout carries only `export` lines, so callers can do
 #     eval "$(scripts/ensure-tools.sh)"
@@ -166,7 +167,7 @@ ensure_venv() {
         rm -rf "$venv"
         landfall_die "venv: pip install -r $REQUIREMENTS failed"
     }
-    "$venv/bin/python" -c 'import moto, boto3, pyarrow, duckdb, polars, pytest, confluent_kafka' ||
+    "$venv/bin/python" -c 'import moto, boto3, pyarrow, duckdb, polars, pytest, confluent_kafka, helm_python, kubernetes_validate, yaml, ruff, mypy' ||
         landfall_die "venv: import check failed in $venv"
     [[ -x "$venv/bin/moto_server" ]] || landfall_die "venv: $venv/bin/moto_server missing"
     "$venv/bin/python" -m pip freeze >"$marker"

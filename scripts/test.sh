@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of Landfall on a fresh machine: installs what the tests need (Debian build
-# packages, the tansu broker, a Python venv with moto, pyarrow and duckdb; all cached under
-# ${LANDFALL_CACHE:-$HOME/.cache/landfall}), checks formatting and lints, then runs the Rust test
-# suites. Tests start their own brokers and S3 servers on free loopback ports and stop them.
+# packages, the tansu broker, a Python venv with moto, pyarrow, duckdb and the Helm chart test
+# tools; all cached under ${LANDFALL_CACHE:-$HOME/.cache/landfall}), checks formatting and lints
+# (Rust and tests/python), runs the Rust test suites, then the Python tests in tests/python (the
+# Helm chart's), which run the landfall binary the Rust tests built. Tests start their own
+# brokers and S3 servers on free loopback ports and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,9 +15,37 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Config (ruff, mypy --strict, pytest) in tests/python/pyproject.toml; caches stay out of the tree.
+echo "== python: ruff check, ruff format --check, mypy --strict (tests/python)" >&2
+(
+    cd tests/python
+    "$LANDFALL_PYTHON" -m ruff check --no-cache .
+    "$LANDFALL_PYTHON" -m ruff format --no-cache --check .
+    "$LANDFALL_PYTHON" -m mypy --cache-dir=/dev/null .
+)
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --profile ci
 else
     cargo test --workspace --locked
 fi
+
+echo "== python tests (tests/python)" >&2
+# The Rust tests above built target/debug/landfall (the integration tests run it), so it is
+# current; build it only when a run somehow left it out. The target directory comes from cargo,
+# so CARGO_TARGET_DIR and .cargo/config are honoured.
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
+    "$LANDFALL_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export LANDFALL_BIN="$target_dir/debug/landfall"
+if [[ ! -x "$LANDFALL_BIN" ]]; then
+    cargo build --locked -p landfall
+fi
+[[ -x "$LANDFALL_BIN" ]] || { echo "error: $LANDFALL_BIN was not built" >&2; exit 1; }
+rc=0
+(cd tests/python && "$LANDFALL_PYTHON" -m pytest) || rc=$?
+if ((rc == 5)); then
+    # pytest's "no tests collected": nothing to fail on.
+    echo "pytest collected no tests in tests/python" >&2
+    rc=0
+fi
+exit "$rc"
