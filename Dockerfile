@@ -20,12 +20,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/landfall /out/landfall
 
 FROM debian:bookworm-slim AS runtime
-# libssl3 (librdkafka TLS), libsasl2-2 + its SCRAM/PLAIN modules (Kafka SASL), zlib and zstd
-# (message compression), libcurl4 (librdkafka's OIDC token fetch), CA certificates (TLS to
-# Kafka, S3 and GCS).
+# What `ldd landfall` lists beyond the base image: libssl3 (librdkafka's TLS), libsasl2-2
+# (librdkafka's GSSAPI path; PLAIN and SCRAM are built into librdkafka) and zlib1g; zstd is
+# linked statically. Plus CA certificates for TLS to Kafka, S3 and GCS. Kerberos (GSSAPI)
+# users add libsasl2-modules-gssapi-mit.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates libssl3 libsasl2-2 libsasl2-modules zlib1g libzstd1 libcurl4 \
+        ca-certificates libssl3 libsasl2-2 zlib1g \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 65532 landfall \
     && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
