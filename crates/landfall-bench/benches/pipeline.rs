@@ -25,6 +25,7 @@ use landfall_bench::{buffer_format, event_record, sink_config, timestamp_ms, For
 use landfall_core::buffer::PartitionBuffer;
 use landfall_core::config::FlushConfig;
 use landfall_core::flush::{FlushPolicy, FlushReason};
+use landfall_core::manifest::OffsetRange;
 use landfall_core::{KafkaRecord, TopicPartition};
 
 const RECORDS: u64 = 16_384;
@@ -89,7 +90,7 @@ fn partition_buffer(c: &mut Criterion) {
             b.push(r, 0);
         }
         let sealed = b
-            .seal(&fmt, FlushReason::Bytes, 0)
+            .seal(&fmt, FlushReason::Bytes, whole(RECORDS), "bench", 0)
             .expect("seal")
             .expect("not empty");
         eprintln!(
@@ -114,7 +115,7 @@ fn partition_buffer(c: &mut Criterion) {
                             b.encode_pending(&fmt, 0).expect("encode");
                         }
                     }
-                    b.seal(&fmt, FlushReason::Bytes, 0)
+                    b.seal(&fmt, FlushReason::Bytes, whole(RECORDS), "bench", 0)
                         .expect("seal")
                         .expect("not empty")
                 },
@@ -188,7 +189,11 @@ fn size_targeting(_: &mut Criterion) {
             }
             let stats = b.stats(&fmt);
             if let Some(reason) = policy.due(&stats, 0) {
-                let batch = b.seal(&fmt, reason, 0).expect("seal").expect("not empty");
+                let range = OffsetRange::new(0, seq as i64 - 1);
+                let batch = b
+                    .seal(&fmt, reason, range, "bench", 0)
+                    .expect("seal")
+                    .expect("not empty");
                 sealed.push((
                     stats.largest_file_bytes,
                     batch.bytes(),
@@ -210,3 +215,8 @@ fn size_targeting(_: &mut Criterion) {
 
 criterion_group!(benches, size_targeting, partition_buffer, decode);
 criterion_main!(benches);
+
+/// The offsets of a buffer holding records 0..n (the ledger's range in a real sink).
+fn whole(records: u64) -> OffsetRange {
+    OffsetRange::new(0, records as i64 - 1)
+}

@@ -104,7 +104,12 @@ pub struct EncodedFile {
 #[derive(Debug, Clone)]
 pub struct SealedBatch {
     pub tp: TopicPartition,
+    /// Decided by the offset ledger, not by the records seen: a batch starts where the previous
+    /// commit ends even when Kafka skipped offsets there.
     pub offsets: OffsetRange,
+    /// Unique per batch and kept across its retries, so a retry after an unknown outcome
+    /// recognises its own commit record (and data keys of two writers never collide).
+    pub attempt_id: String,
     pub records: u64,
     pub files: Vec<EncodedFile>,
     pub rejected: Vec<Rejected>,
@@ -169,8 +174,6 @@ pub struct PartitionBuffer {
     open: BTreeMap<String, OpenFile>,
     done: Vec<EncodedFile>,
     rejected: Vec<Rejected>,
-    first_offset: Option<i64>,
-    last_offset: i64,
     records: u64,
     opened_at_ms: Option<u64>,
     event_time_us: Option<(i64, i64)>,
@@ -190,8 +193,6 @@ impl PartitionBuffer {
             open: BTreeMap::new(),
             done: Vec::new(),
             rejected: Vec::new(),
-            first_offset: None,
-            last_offset: -1,
             records: 0,
             opened_at_ms: None,
             event_time_us: None,
@@ -213,18 +214,12 @@ impl PartitionBuffer {
         self.records
     }
 
-    pub fn first_offset(&self) -> Option<i64> {
-        self.first_offset
-    }
-
-    /// Add a record. Offsets must increase (the caller's ledger guarantees it).
+    /// Add a record. Offsets must increase (the caller's ledger guarantees it). `now_ms` is a
+    /// monotonic clock reading: the buffer's age is measured with it.
     pub fn push(&mut self, record: KafkaRecord, now_ms: u64) {
-        debug_assert!(record.offset > self.last_offset || self.records == 0);
-        if self.first_offset.is_none() {
-            self.first_offset = Some(record.offset);
+        if self.records == 0 {
             self.opened_at_ms = Some(now_ms);
         }
-        self.last_offset = record.offset;
         self.records += 1;
         self.pending_bytes += record.size_bytes();
         self.pending.push(record);
@@ -411,11 +406,14 @@ impl PartitionBuffer {
         })
     }
 
-    /// Seal everything buffered into a batch and reset. `None` if the buffer is empty.
+    /// Seal everything buffered into a batch covering `offsets` (the ledger's range) and reset.
+    /// `None` if the buffer is empty.
     pub fn seal(
         &mut self,
         fmt: &BufferFormat,
         reason: FlushReason,
+        offsets: OffsetRange,
+        attempt_id: &str,
         now_us: i64,
     ) -> Result<Option<SealedBatch>, BufferError> {
         if self.records == 0 {
@@ -428,7 +426,8 @@ impl PartitionBuffer {
         }
         let batch = SealedBatch {
             tp: self.tp.clone(),
-            offsets: OffsetRange::new(self.first_offset.expect("records > 0"), self.last_offset),
+            offsets,
+            attempt_id: attempt_id.to_string(),
             records: self.records,
             files,
             rejected: std::mem::take(&mut self.rejected),
@@ -452,8 +451,6 @@ impl PartitionBuffer {
     }
 
     fn reset(&mut self) {
-        self.first_offset = None;
-        self.last_offset = -1;
         self.records = 0;
         self.opened_at_ms = None;
         self.next_seq = 0;
@@ -536,7 +533,10 @@ mod tests {
                 b.encode_pending(&f, 0).unwrap();
             }
         }
-        let sealed = b.seal(&f, FlushReason::Age, 0).unwrap().unwrap();
+        let sealed = b
+            .seal(&f, FlushReason::Age, OffsetRange::new(0, 9), "a", 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(sealed.offsets, OffsetRange::new(0, 9));
         assert_eq!(sealed.records, 10);
         assert_eq!(sealed.files.len(), 2);
@@ -553,7 +553,10 @@ mod tests {
         assert_eq!(sealed.files[0].time_partition, "dt=2025-11-21/hour=10");
         assert_eq!(read_offsets(&sealed.files[1].bytes), vec![1, 3, 5, 9]);
         assert!(b.is_empty());
-        assert!(b.seal(&f, FlushReason::Age, 0).unwrap().is_none());
+        assert!(b
+            .seal(&f, FlushReason::Age, OffsetRange::new(10, 10), "a", 0)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -562,7 +565,10 @@ mod tests {
         let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
         b.push(rec(41, 0, "{}".into()), 0);
         b.push(rec(42, 0, "{".into()), 0);
-        let err = b.seal(&f, FlushReason::Age, 0).unwrap_err().to_string();
+        let err = b
+            .seal(&f, FlushReason::Age, OffsetRange::new(41, 42), "a", 0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t[0] offset 42"), "{err}");
     }
 
@@ -575,7 +581,10 @@ mod tests {
         b.push(rec(1, 0, r#"{"b":"x"}"#.into()), 0);
         b.encode_pending(&f, 0).unwrap();
         b.push(rec(2, 0, r#"{"b":"y"}"#.into()), 0);
-        let s = b.seal(&f, FlushReason::Age, 0).unwrap().unwrap();
+        let s = b
+            .seal(&f, FlushReason::Age, OffsetRange::new(0, 2), "a", 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.files.len(), 2);
         assert_eq!(s.files[0].rows, 1);
         assert_eq!(s.files[1].rows, 2);
@@ -601,7 +610,10 @@ mod tests {
             b.encode_pending(&f, 0).unwrap();
         }
         let estimate = b.stats(&f).largest_file_bytes as f64;
-        let s = b.seal(&f, FlushReason::Bytes, 0).unwrap().unwrap();
+        let s = b
+            .seal(&f, FlushReason::Bytes, OffsetRange::new(0, o - 1), "a", 0)
+            .unwrap()
+            .unwrap();
         let actual = s.bytes() as f64;
         assert!(
             (estimate - actual).abs() / actual < 0.10,

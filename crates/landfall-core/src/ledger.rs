@@ -10,6 +10,8 @@
 //! - After the store says someone else committed (a lost race), everything local is dropped and
 //!   the partition restarts from what the store says.
 
+use std::collections::VecDeque;
+
 use crate::manifest::OffsetRange;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,23 +33,34 @@ pub enum LedgerError {
     },
 }
 
+/// One partition's offsets, and its queue of sealed batches: the single place both live.
+///
+/// `T` is what a sealed batch carries besides its range (the encoded files, in the sink; nothing in
+/// the protocol model test).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetLedger {
+pub struct OffsetLedger<T = ()> {
     durable_next: i64,
     accepted_next: i64,
     last_buffered: Option<i64>,
-    /// Sealed, not yet committed; the front one is landing.
-    sealed: std::collections::VecDeque<OffsetRange>,
+    /// Sealed, not yet committed, oldest first; only the front one may commit.
+    sealed: VecDeque<Sealed<T>>,
 }
 
-impl OffsetLedger {
+/// A sealed batch waiting in the ledger: its offsets and its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed<T> {
+    pub range: OffsetRange,
+    pub payload: T,
+}
+
+impl<T> OffsetLedger<T> {
     /// A ledger that starts where the store says the partition continues.
     pub fn new(durable_next: i64) -> Self {
         OffsetLedger {
             durable_next,
             accepted_next: durable_next,
             last_buffered: None,
-            sealed: std::collections::VecDeque::new(),
+            sealed: VecDeque::new(),
         }
     }
 
@@ -56,8 +69,16 @@ impl OffsetLedger {
     }
 
     /// The oldest sealed batch: the only one that may commit now.
-    pub fn landing(&self) -> Option<OffsetRange> {
-        self.sealed.front().copied()
+    pub fn landing(&self) -> Option<&Sealed<T>> {
+        self.sealed.front()
+    }
+
+    pub fn landing_mut(&mut self) -> Option<&mut Sealed<T>> {
+        self.sealed.front_mut()
+    }
+
+    pub fn sealed(&self) -> impl Iterator<Item = &Sealed<T>> {
+        self.sealed.iter()
     }
 
     pub fn sealed_count(&self) -> usize {
@@ -78,33 +99,56 @@ impl OffsetLedger {
         Accept::Take
     }
 
-    /// Turn what is buffered into a batch range. It starts where the previous sealed batch ends,
-    /// or at `durable_next` when none is pending.
-    pub fn seal(&mut self) -> Result<OffsetRange, LedgerError> {
-        let last = self.last_buffered.take().ok_or(LedgerError::Empty)?;
-        let first = self.sealed.back().map_or(self.durable_next, |r| r.next);
-        let range = OffsetRange::new(first, last);
-        self.sealed.push_back(range);
-        Ok(range)
+    /// The range the buffered records would be sealed as: from where the previous sealed batch
+    /// ends (or `durable_next` when none is pending) to the last buffered offset.
+    pub fn next_range(&self) -> Option<OffsetRange> {
+        let last = self.last_buffered?;
+        let first = self
+            .sealed
+            .back()
+            .map_or(self.durable_next, |s| s.range.next);
+        Some(OffsetRange::new(first, last))
     }
 
-    /// The oldest sealed batch is committed (its commit record is durable).
-    pub fn committed(&mut self, range: OffsetRange) -> Result<(), LedgerError> {
-        if self.sealed.front() != Some(&range) {
+    /// Turn what is buffered into a sealed batch; `make` builds its payload from the range.
+    pub fn seal_with<E>(
+        &mut self,
+        make: impl FnOnce(OffsetRange) -> Result<T, E>,
+    ) -> Result<Option<OffsetRange>, E> {
+        let Some(range) = self.next_range() else {
+            return Ok(None);
+        };
+        let payload = make(range)?;
+        self.last_buffered = None;
+        self.sealed.push_back(Sealed { range, payload });
+        Ok(Some(range))
+    }
+
+    /// The oldest sealed batch is committed (its commit record is durable); returns its payload.
+    pub fn committed(&mut self, range: OffsetRange) -> Result<T, LedgerError> {
+        if self.sealed.front().map(|s| s.range) != Some(range) {
             return Err(LedgerError::NotLanding {
                 got: range,
-                expected: self.sealed.front().copied(),
+                expected: self.sealed.front().map(|s| s.range),
             });
         }
-        self.sealed.pop_front();
+        let done = self.sealed.pop_front().expect("checked above");
         self.durable_next = range.next;
-        Ok(())
+        Ok(done.payload)
     }
 
-    /// The store holds a different truth (lost race, recovery): restart from `next`.
-    /// The caller drops its buffer and seeks the consumer to `next`.
+    /// The store holds a different truth (lost race, recovery): restart from `next`, dropping
+    /// everything sealed. The caller drops its buffer and seeks the consumer to `next`.
     pub fn reset(&mut self, next: i64) {
         *self = OffsetLedger::new(next);
+    }
+}
+
+impl OffsetLedger<()> {
+    /// Seal what is buffered (no payload).
+    pub fn seal(&mut self) -> Result<OffsetRange, LedgerError> {
+        self.seal_with(|_| Ok::<(), LedgerError>(()))?
+            .ok_or(LedgerError::Empty)
     }
 }
 

@@ -12,9 +12,11 @@
 //! - [`config`]: the sink TOML, strictly parsed and validated into [`config::SinkConfig`].
 //! - [`ledger`]: which offsets are durable; the rules that make landing exactly-once.
 
+pub mod budget;
 pub mod buffer;
 pub mod config;
 pub mod coverage;
+pub mod deadletter;
 pub mod decode;
 pub mod flush;
 pub mod keys;
@@ -23,5 +25,6 @@ pub mod manifest;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;
+pub mod state;
 
 pub use record::{KafkaRecord, TopicPartition};

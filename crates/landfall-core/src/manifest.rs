@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::{EncodedFile, SealedBatch};
+
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Offsets a batch covers. `next` is `last + 1`: where the following batch starts.
@@ -114,7 +116,99 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .to_string()
 }
 
+/// The `_index/` entry of a commit: from the offset a commit ends before (what the group's
+/// committed offset hint says) to the commit record's key (its first offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub first: i64,
+}
+
+/// What landing a batch came to. Returned by the create-only commit and by the whole landing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Landed {
+    /// Our commit record is durable; this is it (on a retry after an unknown outcome, the record
+    /// of the first try, which may differ in `landed_at` and `marker_url`).
+    Committed(Box<Manifest>),
+    /// Another writer committed a batch at this start offset first; here is what it wrote.
+    Lost(Box<Manifest>),
+}
+
+/// Who lands a batch, when, and where its records go: what a manifest needs besides the batch.
+#[derive(Debug, Clone)]
+pub struct LandingIds<'a> {
+    pub sink: &'a str,
+    pub writer_id: &'a str,
+    pub landed_at_ms: i64,
+    pub commit_url: String,
+    pub marker_url: String,
+}
+
+impl FileEntry {
+    /// The entry of an uploaded data file.
+    pub fn data(file: &EncodedFile, url: String, key: String) -> FileEntry {
+        FileEntry {
+            url,
+            key,
+            size_bytes: file.bytes.len() as u64,
+            rows: file.rows,
+            sha256: file.sha256.clone(),
+            time_partition: Some(file.time_partition.clone()),
+            min_offset: file.min_offset,
+            max_offset: file.max_offset,
+            schema_fingerprint: Some(file.schema_fingerprint.clone()),
+        }
+    }
+
+    /// The entry of a batch's dead-letter file (`body` as [`crate::deadletter::jsonl`] made it).
+    pub fn dead_letters(batch: &SealedBatch, body: &[u8], url: String, key: String) -> FileEntry {
+        let offsets = batch.rejected.iter().map(|r| r.record.offset);
+        FileEntry {
+            url,
+            key,
+            size_bytes: body.len() as u64,
+            rows: batch.rejected.len() as u64,
+            sha256: sha256_hex(body),
+            time_partition: None,
+            min_offset: offsets.clone().min().unwrap_or(batch.offsets.first),
+            max_offset: offsets.max().unwrap_or(batch.offsets.first),
+            schema_fingerprint: None,
+        }
+    }
+}
+
 impl Manifest {
+    /// The manifest of a batch whose files are durable at the listed places.
+    pub fn assemble(
+        batch: &SealedBatch,
+        files: Vec<FileEntry>,
+        dead_letter_files: Vec<FileEntry>,
+        ids: LandingIds<'_>,
+    ) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            sink: ids.sink.to_string(),
+            topic: batch.tp.topic.to_string(),
+            partition: batch.tp.partition,
+            offsets: batch.offsets,
+            records: batch.records,
+            rows: batch.rows(),
+            dead_lettered: batch.rejected.len() as u64,
+            schema_fingerprint: files.first().and_then(|f| f.schema_fingerprint.clone()),
+            files,
+            dead_letter_files,
+            event_time: batch.event_time_us.map(|(lo, hi)| TimeRange {
+                min: rfc3339_us(lo),
+                max: rfc3339_us(hi),
+            }),
+            writer_id: ids.writer_id.to_string(),
+            attempt_id: batch.attempt_id.clone(),
+            landed_at: rfc3339_ms(ids.landed_at_ms),
+            flush_reason: batch.reason.as_str().to_string(),
+            commit_url: ids.commit_url,
+            marker_url: ids.marker_url,
+        }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a manifest always serializes")
     }

@@ -1,6 +1,7 @@
 //! Prometheus metrics, named `landfall_<noun>_<unit>[_total]`, labelled by sink, topic and
 //! (where it matters for lag) partition only.
 
+use landfall_core::manifest::Manifest;
 use prometheus::{
     exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -150,6 +151,32 @@ impl Metrics {
             ),
             registry: r,
         }
+    }
+
+    /// Count a committed batch.
+    pub fn batch_committed(&self, sink: &str, m: &Manifest, took: std::time::Duration) {
+        let labels = [sink, m.topic.as_str()];
+        self.records_landed
+            .with_label_values(&labels)
+            .inc_by(m.rows);
+        self.records_dead_lettered
+            .with_label_values(&labels)
+            .inc_by(m.dead_lettered);
+        self.files_landed
+            .with_label_values(&labels)
+            .inc_by(m.files.len() as u64);
+        self.bytes_landed
+            .with_label_values(&labels)
+            .inc_by(m.files.iter().map(|f| f.size_bytes).sum());
+        self.batches_committed
+            .with_label_values(&[sink, &m.topic, &m.flush_reason])
+            .inc();
+        self.landing_seconds
+            .with_label_values(&[sink])
+            .observe(took.as_secs_f64());
+        self.durable_offset
+            .with_label_values(&[sink, &m.topic, &m.partition.to_string()])
+            .set(m.offsets.next);
     }
 
     pub fn render(&self) -> String {

@@ -1,34 +1,40 @@
-//! One sink: a consumer thread feeding an event loop that owns every partition's ledger and
-//! buffer, seals batches when the flush policy says so, and lands them one at a time per partition.
+//! One sink: the wiring (Kafka preflight, the consumer thread) and the dispatch loop.
 //!
-//! The loop reacts to four things: records and rebalances from the consumer thread, landing
-//! results, a timer (age flushes, retries), and shutdown. It is the only owner of partition state,
-//! so no locks; CPU work (decoding, Parquet encoding) runs under `block_in_place`.
+//! The loop owns the sink's state machine ([`landfall_core::state::SinkState`]) and does only
+//! IO: it feeds the machine what happened — records and rebalances from the consumer thread,
+//! landing and recovery results, the clock, shutdown — and performs the actions it returns
+//! (start or abort a landing, pause, resume, seek, recover, commit a hint). Every decision about
+//! a partition is the machine's. CPU work (decoding, Parquet encoding) runs under
+//! `block_in_place`. [`drive`] takes the consumer's channels as arguments, so a test can script
+//! the consumer's side without a broker.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use landfall_core::buffer::{BufferError, BufferFormat, PartitionBuffer, SealedBatch};
+use landfall_core::buffer::{BufferError, BufferFormat, SealedBatch};
 use landfall_core::config::{SinkConfig, StartFrom};
-use landfall_core::flush::{FlushPolicy, FlushReason};
-use landfall_core::ledger::{Accept, LedgerError, OffsetLedger};
-use landfall_core::manifest::rfc3339_ms;
+use landfall_core::flush::FlushPolicy;
+use landfall_core::manifest::{rfc3339_ms, Landed};
+use landfall_core::state::{
+    initial_offset, Action, LandingResult, Now, SinkState, StateError, StateSettings,
+};
 use landfall_core::TopicPartition;
 use landfall_kafka::{
     Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, KafkaSinkError, StartAt, Tagged,
 };
 use landfall_store::recovery::{recover_partition, Hint, IfNew, Recovered};
 use landfall_store::StoreError;
-use rand::Rng;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::land::{land, LandSettings, Landed, SinkStores};
+use crate::land::{land, LandSettings};
 use crate::metrics::Metrics;
+use crate::publish::Publisher;
+use crate::stores::SinkStores;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -50,11 +56,11 @@ pub enum SinkError {
         #[source]
         source: Box<BufferError>,
     },
-    #[error("sink `{sink}`: offset ledger: {source}")]
-    Ledger {
+    #[error("sink `{sink}`: {source}")]
+    State {
         sink: String,
         #[source]
-        source: LedgerError,
+        source: Box<StateError>,
     },
     #[error("sink `{sink}`: consumer stopped: {message}")]
     Consumer { sink: String, message: String },
@@ -70,49 +76,18 @@ pub struct SinkContext {
     pub writer_id: String,
 }
 
-struct Landing {
-    abort: AbortHandle,
-    bytes: u64,
-}
-
-struct Retry {
-    batch: SealedBatch,
-    attempt: String,
-    at: Instant,
-}
-
-struct PartitionState {
-    ledger: OffsetLedger,
-    buffer: PartitionBuffer,
-    epoch: u64,
-    /// The oldest sealed batch, being landed.
-    landing: Option<Landing>,
-    /// The oldest sealed batch, waiting to be retried after a transient failure.
-    retry: Option<Retry>,
-    /// Younger sealed batches waiting for their turn (commits go strictly in order).
-    queued: std::collections::VecDeque<(SealedBatch, String)>,
-    failures: u32,
-    paused: bool,
-}
-
-/// How long leaving the group may take at shutdown.
+/// How long leaving the group may take at shutdown: everything is landed and committed by then,
+/// so a slow coordinator must not keep the process from exiting (the group drops the member at
+/// its session timeout instead).
 const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
-
-type LandResult = (
-    TopicPartition,
-    u64,
-    String,
-    SealedBatch,
-    Instant,
-    Result<Landed, StoreError>,
-);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// How long the consumer thread waits for the sink to decide where new partitions start.
+/// Recovery's own retries stop well before it ([`RECOVERY_RETRY_FOR`]).
+const ASSIGN_TIMEOUT: Duration = Duration::from_secs(60);
+const RECOVERY_RETRY_FOR: Duration = Duration::from_secs(45);
+/// The loop's clock tick: age flushes and retries are at most this late.
+const TICK: Duration = Duration::from_millis(100);
+/// Records per message from the consumer thread.
+const BATCH_RECORDS: usize = 2048;
 
 /// Run CPU-bound work without stalling the other tasks on this worker.
 fn cpu<T>(f: impl FnOnce() -> T) -> T {
@@ -122,41 +97,23 @@ fn cpu<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Jittered exponential backoff: 200 ms doubling to 30 s, times a random factor in [0.5, 1.5).
-fn backoff(failures: u32) -> Duration {
-    let base = 200u64.saturating_mul(1 << failures.min(8)).min(30_000);
-    let jitter = rand::rng().random_range(0.5..1.5);
-    Duration::from_millis((base as f64 * jitter) as u64)
-}
-
-struct Sink {
-    name: String,
-    cfg: SinkConfig,
-    stores: SinkStores,
-    metrics: Metrics,
-    writer_id: String,
-    format: BufferFormat,
-    policy: FlushPolicy,
-    land_settings: Arc<LandSettings>,
-    uploads: Arc<Semaphore>,
-    commands: std::sync::mpsc::Sender<ConsumerCommand>,
-    partitions: HashMap<TopicPartition, PartitionState>,
-    landings: JoinSet<LandResult>,
-    epochs: AtomicU64,
-    stopping: bool,
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Run one sink until `shutdown` is cancelled (then land what is buffered) or a fatal error.
 pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(), SinkError> {
-    let cfg = ctx.config;
-    let name = cfg.name.clone();
+    let name = ctx.config.name.clone();
     let settings = ConsumerSettings {
-        kafka: cfg.kafka.clone(),
-        topics: cfg.topics.clone(),
+        kafka: ctx.config.kafka.clone(),
+        topics: ctx.config.topics.clone(),
         client_id: format!("landfall-{}-{}", name, ctx.writer_id),
-        assign_timeout: Duration::from_secs(60),
-        revoke_timeout: Duration::from_millis(cfg.runtime.revoke_flush_timeout_ms),
-        batch_records: 2048,
+        assign_timeout: ASSIGN_TIMEOUT,
+        revoke_timeout: Duration::from_millis(ctx.config.runtime.revoke_flush_timeout_ms),
+        batch_records: BATCH_RECORDS,
     };
     let kafka_err = |source| SinkError::Kafka {
         sink: name.clone(),
@@ -173,39 +130,13 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     }
     let (events_tx, mut events) = mpsc::channel(32);
     let handle = landfall_kafka::spawn(settings, events_tx).map_err(kafka_err)?;
-    let format = BufferFormat::from_config(&cfg);
-    let mut sink = Sink {
-        name: name.clone(),
-        policy: FlushPolicy::new(cfg.flush),
-        land_settings: Arc::new(LandSettings {
-            sink: name.clone(),
-            writer_id: ctx.writer_id.clone(),
-            multipart_threshold_bytes: cfg.store.multipart_threshold_bytes,
-            multipart_part_bytes: cfg.store.multipart_part_bytes,
-        }),
-        uploads: Arc::new(Semaphore::new(cfg.runtime.upload_concurrency)),
-        cfg,
-        stores: ctx.stores,
-        metrics: ctx.metrics,
-        writer_id: ctx.writer_id,
-        format,
-        commands: handle.commands.clone(),
-        partitions: HashMap::new(),
-        landings: JoinSet::new(),
-        epochs: AtomicU64::new(1),
-        stopping: false,
-    };
-    info!(sink = %name, group = %sink.cfg.kafka.group_id, writer = %sink.writer_id, "sink started");
-    let result = sink.run(&mut events, &shutdown).await;
+    let metrics = ctx.metrics.clone();
+    let result = drive(ctx, &mut events, handle.commands.clone(), &shutdown).await;
     if let Err(e) = &result {
         error!(sink = %name, error = %e, "sink stopped");
     }
-    // Leave the group: the consumer thread unsubscribes; answer its final revoke at once. Leaving
-    // is bounded: everything is landed and committed by now, so a coordinator that is slow to
-    // answer must not keep the process from exiting (the group then drops the member at its
-    // session timeout).
-    let _ = sink.commands.send(ConsumerCommand::Shutdown);
-    sink.landings.abort_all();
+    // Leave the group: the consumer thread unsubscribes; answer its final revoke at once.
+    let _ = handle.commands.send(ConsumerCommand::Shutdown);
     let deadline = tokio::time::Instant::now() + CONSUMER_CLOSE_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -229,7 +160,7 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
             }
         }
     }
-    sink.metrics
+    metrics
         .partitions_assigned
         .with_label_values(&[&name])
         .set(0);
@@ -237,16 +168,105 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     result
 }
 
+/// The sink loop, from the consumer's events to committed batches. Returns when `shutdown` is
+/// cancelled and everything buffered is landed (or the shutdown deadline passed), or on a fatal
+/// error. The caller owns the consumer: it sends `events` and receives `commands`.
+pub async fn drive(
+    ctx: SinkContext,
+    events: &mut mpsc::Receiver<ConsumerEvent>,
+    commands: std_mpsc::Sender<ConsumerCommand>,
+    shutdown: &CancellationToken,
+) -> Result<(), SinkError> {
+    let cfg = ctx.config;
+    let name = cfg.name.clone();
+    let seed: u64 = rand::random();
+    let mut sink = Sink {
+        state: SinkState::new(StateSettings {
+            format: BufferFormat::from_config(&cfg),
+            policy: FlushPolicy::new(cfg.flush),
+            max_records: cfg.flush.max_records,
+            max_buffered_bytes: cfg.runtime.max_buffered_bytes,
+            seed,
+        }),
+        land_settings: Arc::new(LandSettings {
+            sink: name.clone(),
+            writer_id: ctx.writer_id.clone(),
+            multipart_threshold_bytes: cfg.store.multipart_threshold_bytes,
+            multipart_part_bytes: cfg.store.multipart_part_bytes,
+        }),
+        uploads: Arc::new(Semaphore::new(cfg.runtime.upload_concurrency)),
+        publisher: Publisher::new(ctx.stores.markers.clone()),
+        recovery: Recovery {
+            markers: ctx.stores.markers.clone(),
+            publisher: Publisher::new(ctx.stores.markers.clone()),
+            sink: name.clone(),
+            writer_id: ctx.writer_id.clone(),
+            metrics: ctx.metrics.clone(),
+        },
+        start_from: cfg.kafka.start_from,
+        revoke_flush_timeout: Duration::from_millis(cfg.runtime.revoke_flush_timeout_ms),
+        shutdown_timeout: Duration::from_millis(cfg.runtime.shutdown_timeout_ms),
+        name,
+        stores: ctx.stores,
+        metrics: ctx.metrics,
+        commands,
+        landings: JoinSet::new(),
+        in_flight: HashMap::new(),
+        recoveries: JoinSet::new(),
+        started: Instant::now(),
+    };
+    info!(sink = %sink.name, group = %cfg.kafka.group_id, writer = %ctx.writer_id, "sink started");
+    sink.run(events, shutdown).await
+}
+
+type LandOutcome = (
+    TopicPartition,
+    u64,
+    Arc<SealedBatch>,
+    Instant,
+    Result<Landed, StoreError>,
+);
+type RecoverOutcome = (TopicPartition, u64, Result<Recovered, SinkError>);
+
+struct Sink {
+    name: String,
+    state: SinkState,
+    stores: SinkStores,
+    metrics: Metrics,
+    land_settings: Arc<LandSettings>,
+    uploads: Arc<Semaphore>,
+    publisher: Publisher,
+    recovery: Recovery,
+    start_from: StartFrom,
+    revoke_flush_timeout: Duration,
+    shutdown_timeout: Duration,
+    commands: std_mpsc::Sender<ConsumerCommand>,
+    landings: JoinSet<LandOutcome>,
+    in_flight: HashMap<(TopicPartition, u64), AbortHandle>,
+    recoveries: JoinSet<RecoverOutcome>,
+    started: Instant,
+}
+
 impl Sink {
-    fn store_err(&self, source: StoreError) -> SinkError {
-        SinkError::Store {
-            sink: self.name.clone(),
-            source: Box::new(source),
+    fn now(&self) -> Now {
+        Now {
+            // +1 so that no reading is 0, which the buffer would take for "never".
+            mono_ms: self.started.elapsed().as_millis() as u64 + 1,
+            wall_us: wall_ms() * 1000,
         }
     }
 
-    fn next_epoch(&self) -> u64 {
-        self.epochs.fetch_add(1, Ordering::Relaxed)
+    fn state_err(&self, e: StateError) -> SinkError {
+        match e {
+            StateError::Buffer(source) => SinkError::Buffer {
+                sink: self.name.clone(),
+                source,
+            },
+            e => SinkError::State {
+                sink: self.name.clone(),
+                source: Box::new(e),
+            },
+        }
     }
 
     async fn run(
@@ -254,21 +274,27 @@ impl Sink {
         events: &mut mpsc::Receiver<ConsumerEvent>,
         shutdown: &CancellationToken,
     ) -> Result<(), SinkError> {
-        let mut shutdown_deadline: Option<tokio::time::Instant> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled(), if !self.stopping => {
+                _ = shutdown.cancelled(), if deadline.is_none() => {
                     info!(sink = %self.name, "shutdown: landing what is buffered");
-                    self.stopping = true;
                     let _ = self.commands.send(ConsumerCommand::StopFetching);
-                    shutdown_deadline = Some(tokio::time::Instant::now() + Duration::from_millis(self.cfg.runtime.shutdown_timeout_ms));
+                    deadline = Some(tokio::time::Instant::now() + self.shutdown_timeout);
+                    let actions = self.state.shutdown(self.now()).map_err(|e| self.state_err(e))?;
+                    self.perform(actions);
                 }
                 Some(res) = self.landings.join_next(), if !self.landings.is_empty() => {
                     if let Ok(res) = res {
-                        self.on_landed(res).await?;
+                        self.on_landed(res)?;
+                    }
+                }
+                Some(res) = self.recoveries.join_next(), if !self.recoveries.is_empty() => {
+                    if let Ok(res) = res {
+                        self.on_recovered(res)?;
                     }
                 }
                 ev = events.recv() => match ev {
@@ -277,25 +303,12 @@ impl Sink {
                 },
                 _ = tick.tick() => self.on_tick()?,
             }
-            if self.stopping {
-                let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-                for tp in &tps {
-                    self.flush_if(tp, Some(FlushReason::Shutdown))?;
-                }
-                let unlanded = self
-                    .partitions
-                    .values()
-                    .filter(|s| {
-                        !s.buffer.is_empty()
-                            || s.landing.is_some()
-                            || s.retry.is_some()
-                            || !s.queued.is_empty()
-                    })
-                    .count();
+            if let Some(d) = deadline {
+                let unlanded = self.state.unlanded();
                 if unlanded == 0 {
                     return Ok(());
                 }
-                if shutdown_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                if tokio::time::Instant::now() >= d {
                     return Err(SinkError::ShutdownTimeout {
                         sink: self.name.clone(),
                         partitions: unlanded,
@@ -305,20 +318,89 @@ impl Sink {
         }
     }
 
+    /// Carry out what the machine decided.
+    fn perform(&mut self, actions: Vec<Action>) {
+        let (mut pause, mut resume) = (Vec::new(), Vec::new());
+        for a in actions {
+            match a {
+                Action::Land { tp, epoch, batch } => self.start_landing(tp, epoch, batch),
+                Action::Abort { tp, epoch } => {
+                    if let Some(h) = self.in_flight.remove(&(tp, epoch)) {
+                        h.abort();
+                    }
+                }
+                Action::Pause(tp) => {
+                    resume.retain(|t| t != &tp);
+                    pause.push(tp);
+                }
+                Action::Resume(tp) => {
+                    pause.retain(|t| t != &tp);
+                    resume.push(tp);
+                }
+                Action::Seek { tp, offset, epoch } => {
+                    let _ = self
+                        .commands
+                        .send(ConsumerCommand::Seek { tp, offset, epoch });
+                }
+                Action::Recover {
+                    tp,
+                    epoch,
+                    hint_next,
+                } => {
+                    let recovery = self.recovery.clone();
+                    self.recoveries.spawn(async move {
+                        let hint = Some(Hint {
+                            committed_offset: hint_next,
+                        });
+                        let r = recovery.run(tp.clone(), hint, hint_next).await;
+                        (tp, epoch, r)
+                    });
+                }
+                Action::CommitHint { tp, offset } => {
+                    let _ = self.commands.send(ConsumerCommand::CommitHint {
+                        tp,
+                        offset,
+                        metadata: String::new(),
+                    });
+                }
+            }
+        }
+        if !pause.is_empty() {
+            let _ = self.commands.send(ConsumerCommand::Pause(pause));
+        }
+        if !resume.is_empty() {
+            let _ = self.commands.send(ConsumerCommand::Resume(resume));
+        }
+        self.metrics
+            .partitions_paused
+            .with_label_values(&[&self.name])
+            .set(self.state.paused() as i64);
+    }
+
+    fn start_landing(&mut self, tp: TopicPartition, epoch: u64, batch: Arc<SealedBatch>) {
+        let stores = self.stores.clone();
+        let settings = self.land_settings.clone();
+        let uploads = self.uploads.clone();
+        let publisher = self.publisher.clone();
+        debug!(sink = %self.name, %tp, first = batch.offsets.first, last = batch.offsets.last,
+            reason = batch.reason.as_str(), attempt = %batch.attempt_id, "landing batch");
+        let key = (tp.clone(), epoch);
+        let abort = self.landings.spawn(async move {
+            let started = Instant::now();
+            let r = land(&stores, &settings, &uploads, &publisher, &batch, wall_ms).await;
+            (tp, epoch, batch, started, r)
+        });
+        self.in_flight.insert(key, abort);
+    }
+
     async fn on_event(&mut self, ev: ConsumerEvent) -> Result<(), SinkError> {
         match ev {
             ConsumerEvent::Records(records) => self.on_records(records),
             ConsumerEvent::Assigned { partitions, reply } => {
-                let starts = self.on_assigned(partitions).await;
-                let (starts, err) = match starts {
-                    Ok(s) => (s, None),
-                    Err(e) => (Vec::new(), Some(e)),
-                };
+                let r = self.on_assigned(partitions).await;
+                let starts = r.as_ref().map(Vec::clone).unwrap_or_default();
                 let _ = reply.send(starts);
-                match err {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                }
+                r.map(|_| ())
             }
             ConsumerEvent::Revoked {
                 partitions,
@@ -337,381 +419,115 @@ impl Sink {
     }
 
     fn on_records(&mut self, records: Vec<Tagged>) -> Result<(), SinkError> {
-        let now = now_ms();
-        let max_records = self.cfg.flush.max_records;
-        let mut touched: Vec<TopicPartition> = Vec::new();
-        for (rec, epoch) in records {
-            let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
-            let Some(state) = self.partitions.get_mut(&tp) else {
-                continue;
-            };
-            if state.epoch != epoch {
-                continue; // fetched before a seek
-            }
-            match state.ledger.accept(rec.offset) {
-                Accept::Take => {
-                    self.metrics
-                        .records_consumed
-                        .with_label_values(&[self.name.as_str(), &rec.topic])
-                        .inc();
-                    state.buffer.push(rec, now);
-                }
-                Accept::Duplicate => {
-                    self.metrics
-                        .records_duplicate
-                        .with_label_values(&[self.name.as_str(), &rec.topic])
-                        .inc();
-                    continue;
-                }
-            }
-            if state.buffer.chunk_full(&self.format) {
-                let fmt = &self.format;
-                let buffer = &mut state.buffer;
-                cpu(|| buffer.encode_pending(fmt, (now * 1000) as i64)).map_err(|e| {
-                    SinkError::Buffer {
-                        sink: self.name.clone(),
-                        source: Box::new(e),
-                    }
-                })?;
-                self.flush_if(&tp, None)?;
-            } else if state.buffer.records() >= max_records {
-                // Checked per record so a batch holds exactly `max_records` when nothing of the
-                // partition is landing (while one is, the next batch keeps filling).
-                self.flush_if(&tp, None)?;
-            }
-            if !touched.contains(&tp) {
-                touched.push(tp);
-            }
+        let now = self.now();
+        let state = &mut self.state;
+        let (actions, tally) =
+            cpu(|| state.records(records, now)).map_err(|e| self.state_err(e))?;
+        for (topic, taken, duplicates) in &tally.by_topic {
+            let labels = [self.name.as_str(), topic];
+            self.metrics
+                .records_consumed
+                .with_label_values(&labels)
+                .inc_by(*taken);
+            self.metrics
+                .records_duplicate
+                .with_label_values(&labels)
+                .inc_by(*duplicates);
         }
-        for tp in &touched {
-            self.flush_if(tp, None)?;
-        }
-        self.enforce_budget()
-    }
-
-    /// Seal and start landing `tp`'s buffer if the policy (or `forced`) says so and nothing of
-    /// this partition is landing.
-    fn flush_if(
-        &mut self,
-        tp: &TopicPartition,
-        forced: Option<FlushReason>,
-    ) -> Result<(), SinkError> {
-        let Some(state) = self.partitions.get_mut(tp) else {
-            return Ok(());
-        };
-        if state.buffer.is_empty() {
-            return Ok(());
-        }
-        let reason =
-            match forced.or_else(|| self.policy.due(&state.buffer.stats(&self.format), now_ms())) {
-                Some(r) => r,
-                None => return Ok(()),
-            };
-        let range = state.ledger.seal().map_err(|e| SinkError::Ledger {
-            sink: self.name.clone(),
-            source: e,
-        })?;
-        let fmt = &self.format;
-        let buffer = &mut state.buffer;
-        let now_us = (now_ms() * 1000) as i64;
-        let sealed = cpu(|| buffer.seal(fmt, reason, now_us)).map_err(|e| SinkError::Buffer {
-            sink: self.name.clone(),
-            source: Box::new(e),
-        })?;
-        let Some(mut batch) = sealed else {
-            return Ok(());
-        };
-        debug_assert_eq!(batch.offsets.last, range.last);
-        // The batch covers from the first offset no commit covers (see the ledger).
-        batch.offsets = range;
-        let attempt = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        state.queued.push_back((batch, attempt));
-        self.pump(tp);
+        self.perform(actions);
         Ok(())
-    }
-
-    /// Start landing the oldest sealed batch of `tp` if nothing of it is landing or waiting to retry.
-    fn pump(&mut self, tp: &TopicPartition) {
-        let Some(state) = self.partitions.get_mut(tp) else {
-            return;
-        };
-        if state.landing.is_some() || state.retry.is_some() {
-            return;
-        }
-        if let Some((batch, attempt)) = state.queued.pop_front() {
-            self.start_landing(tp.clone(), batch, attempt);
-        }
-    }
-
-    fn start_landing(&mut self, tp: TopicPartition, batch: SealedBatch, attempt: String) {
-        let state = self
-            .partitions
-            .get_mut(&tp)
-            .expect("landing an owned partition");
-        let epoch = state.epoch;
-        let bytes = batch.bytes();
-        let stores = self.stores.clone();
-        let settings = self.land_settings.clone();
-        let uploads = self.uploads.clone();
-        debug!(sink = %self.name, %tp, first = batch.offsets.first, last = batch.offsets.last, reason = batch.reason.as_str(), "landing batch");
-        let abort = self.landings.spawn(async move {
-            let started = Instant::now();
-            let r = land(&stores, &settings, &uploads, &batch, &attempt, || {
-                now_ms() as i64
-            })
-            .await;
-            (tp, epoch, attempt, batch, started, r)
-        });
-        state.landing = Some(Landing { abort, bytes });
-    }
-
-    async fn on_landed(
-        &mut self,
-        (tp, epoch, attempt, batch, started, result): LandResult,
-    ) -> Result<(), SinkError> {
-        let Some(state) = self.partitions.get_mut(&tp) else {
-            return Ok(());
-        };
-        if state.epoch != epoch {
-            return Ok(());
-        }
-        state.landing = None;
-        match result {
-            Ok(Landed::Committed(m)) => {
-                state
-                    .ledger
-                    .committed(batch.offsets)
-                    .map_err(|e| SinkError::Ledger {
-                        sink: self.name.clone(),
-                        source: e,
-                    })?;
-                state.failures = 0;
-                if state.paused && !self.stopping {
-                    state.paused = false;
-                    let _ = self
-                        .commands
-                        .send(ConsumerCommand::Resume(vec![tp.clone()]));
-                }
-                let labels = [self.name.as_str(), &tp.topic];
-                self.metrics
-                    .records_landed
-                    .with_label_values(&labels)
-                    .inc_by(m.rows);
-                self.metrics
-                    .records_dead_lettered
-                    .with_label_values(&labels)
-                    .inc_by(m.dead_lettered);
-                self.metrics
-                    .files_landed
-                    .with_label_values(&labels)
-                    .inc_by(m.files.len() as u64);
-                self.metrics
-                    .bytes_landed
-                    .with_label_values(&labels)
-                    .inc_by(m.files.iter().map(|f| f.size_bytes).sum());
-                self.metrics
-                    .batches_committed
-                    .with_label_values(&[self.name.as_str(), &tp.topic, &m.flush_reason])
-                    .inc();
-                self.metrics
-                    .landing_seconds
-                    .with_label_values(&[&self.name])
-                    .observe(started.elapsed().as_secs_f64());
-                self.metrics
-                    .durable_offset
-                    .with_label_values(&[self.name.as_str(), &tp.topic, &tp.partition.to_string()])
-                    .set(m.offsets.next);
-                let _ = self.commands.send(ConsumerCommand::CommitHint {
-                    tp: tp.clone(),
-                    offset: m.offsets.next,
-                    metadata: String::new(),
-                });
-                debug!(sink = %self.name, %tp, first = m.offsets.first, next = m.offsets.next, rows = m.rows, "batch committed");
-                self.pump(&tp);
-                self.flush_if(&tp, None)
-            }
-            Ok(Landed::Lost(existing)) => {
-                self.metrics
-                    .commit_conflicts
-                    .with_label_values(&[self.name.as_str(), &tp.topic])
-                    .inc();
-                warn!(sink = %self.name, %tp, ours = ?batch.offsets, theirs = ?existing.offsets, writer = %existing.writer_id,
-                    "another writer committed this range first; discarding our batch and re-reading from the store");
-                let hint = Hint {
-                    committed_offset: existing.offsets.next,
-                };
-                let recovered = self
-                    .recovery()
-                    .run(tp.clone(), Some(hint), existing.offsets.next)
-                    .await?;
-                self.restart_partition(&tp, recovered.next);
-                Ok(())
-            }
-            Err(e) if e.is_retryable() => {
-                self.metrics
-                    .store_errors
-                    .with_label_values(&[&self.name, "transient"])
-                    .inc();
-                let wait = backoff(state.failures);
-                state.failures += 1;
-                warn!(sink = %self.name, %tp, error = %e, retry_in_ms = wait.as_millis() as u64, attempt = state.failures,
-                    "landing failed; partition paused, retrying with the same attempt id");
-                state.retry = Some(Retry {
-                    batch,
-                    attempt,
-                    at: Instant::now() + wait,
-                });
-                if !state.paused {
-                    state.paused = true;
-                    let _ = self.commands.send(ConsumerCommand::Pause(vec![tp.clone()]));
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.metrics
-                    .store_errors
-                    .with_label_values(&[&self.name, "permanent"])
-                    .inc();
-                Err(self.store_err(e))
-            }
-        }
-    }
-
-    /// Drop local state of `tp` and continue from `next` (after a lost race).
-    fn restart_partition(&mut self, tp: &TopicPartition, next: i64) {
-        let epoch = self.next_epoch();
-        let state = self.partitions.get_mut(tp).expect("owned");
-        state.buffer.clear();
-        state.ledger.reset(next);
-        state.retry = None;
-        state.queued.clear();
-        state.epoch = epoch;
-        let _ = self.commands.send(ConsumerCommand::Seek {
-            tp: tp.clone(),
-            offset: next,
-            epoch,
-        });
-        if state.paused {
-            state.paused = false;
-            let _ = self
-                .commands
-                .send(ConsumerCommand::Resume(vec![tp.clone()]));
-        }
     }
 
     fn on_tick(&mut self) -> Result<(), SinkError> {
-        let now = Instant::now();
-        let due: Vec<TopicPartition> = self
-            .partitions
-            .iter()
-            .filter(|(_, s)| {
-                s.landing.is_none()
-                    && s.retry
-                        .as_ref()
-                        .is_some_and(|r| r.at <= now || self.stopping)
-            })
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in due {
-            let r = self
-                .partitions
-                .get_mut(&tp)
-                .and_then(|s| s.retry.take())
-                .expect("retry present");
-            self.start_landing(tp, r.batch, r.attempt);
-        }
-        let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-        for tp in &tps {
-            self.flush_if(tp, None)?;
-        }
-        self.enforce_budget()
-    }
-
-    fn buffered_bytes(&self) -> u64 {
-        self.partitions
-            .values()
-            .map(|s| {
-                s.buffer.memory_bytes()
-                    + s.landing.as_ref().map_or(0, |l| l.bytes)
-                    + s.retry.as_ref().map_or(0, |r| r.batch.bytes())
-                    + s.queued.iter().map(|(b, _)| b.bytes()).sum::<u64>()
-            })
-            .sum()
-    }
-
-    /// Invariant 5: stay under the byte budget. Flush the biggest buffers early; if that is not
-    /// enough (their partitions are still landing), pause the biggest partitions. Never stop polling.
-    fn enforce_budget(&mut self) -> Result<(), SinkError> {
-        let budget = self.cfg.runtime.max_buffered_bytes;
-        let mut total = self.buffered_bytes();
+        let now = self.now();
+        let state = &mut self.state;
+        let actions = cpu(|| state.tick(now, 0)).map_err(|e| self.state_err(e))?;
+        self.perform(actions);
         self.metrics
             .buffered_bytes
             .with_label_values(&[&self.name])
-            .set(total as i64);
-        if total > budget {
-            let mut by_size: Vec<(u64, TopicPartition)> = self
-                .partitions
-                .iter()
-                .map(|(tp, s)| (s.buffer.memory_bytes(), tp.clone()))
-                .collect();
-            by_size.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
-            for (size, tp) in by_size {
-                if total <= budget * 8 / 10 || size == 0 {
-                    break;
-                }
-                let s = &self.partitions[&tp];
-                if s.landing.is_none() && s.retry.is_none() {
-                    self.flush_if(&tp, Some(FlushReason::Memory))?;
-                    total = self.buffered_bytes();
-                } else if !s.paused {
-                    let s = self.partitions.get_mut(&tp).expect("present");
-                    s.paused = true;
-                    let _ = self.commands.send(ConsumerCommand::Pause(vec![tp.clone()]));
-                }
-            }
-        } else if total < budget / 2 && !self.stopping {
-            let resume: Vec<TopicPartition> = self
-                .partitions
-                .iter_mut()
-                .filter(|(_, s)| s.paused && s.retry.is_none())
-                .map(|(tp, s)| {
-                    s.paused = false;
-                    tp.clone()
-                })
-                .collect();
-            if !resume.is_empty() {
-                let _ = self.commands.send(ConsumerCommand::Resume(resume));
-            }
-        }
-        let paused = self.partitions.values().filter(|s| s.paused).count();
-        self.metrics
-            .partitions_paused
-            .with_label_values(&[&self.name])
-            .set(paused as i64);
+            .set(self.state.buffered_bytes() as i64);
         Ok(())
     }
 
-    fn recovery(&self) -> Recovery {
-        Recovery {
-            markers: self.stores.markers.clone(),
-            sink: self.name.clone(),
-            writer_id: self.writer_id.clone(),
-            metrics: self.metrics.clone(),
+    fn on_landed(
+        &mut self,
+        (tp, epoch, batch, started, result): LandOutcome,
+    ) -> Result<(), SinkError> {
+        self.in_flight.remove(&(tp.clone(), epoch));
+        if self.state.epoch(&tp) != Some(epoch) {
+            return Ok(()); // a landing of an earlier life of this partition
+        }
+        let mut store_error = None;
+        let outcome = match result {
+            Ok(landed) => {
+                match &landed {
+                    Landed::Committed(m) => {
+                        self.metrics
+                            .batch_committed(&self.name, m, started.elapsed());
+                        debug!(sink = %self.name, %tp, first = m.offsets.first, next = m.offsets.next, rows = m.rows, "batch committed");
+                    }
+                    Landed::Lost(theirs) => {
+                        self.metrics
+                            .commit_conflicts
+                            .with_label_values(&[self.name.as_str(), &tp.topic])
+                            .inc();
+                        warn!(sink = %self.name, %tp, ours = ?batch.offsets, theirs = ?theirs.offsets, writer = %theirs.writer_id,
+                            "another writer committed this range first; discarding our batch and re-reading from the store");
+                    }
+                }
+                LandingResult::Landed(landed)
+            }
+            Err(e) => {
+                let class = if e.is_retryable() {
+                    "transient"
+                } else {
+                    "permanent"
+                };
+                self.metrics
+                    .store_errors
+                    .with_label_values(&[&self.name, class])
+                    .inc();
+                let r = if e.is_retryable() {
+                    warn!(sink = %self.name, %tp, error = %e, attempt = %batch.attempt_id,
+                        "landing failed; partition paused, retrying with the same attempt id");
+                    LandingResult::Retryable
+                } else {
+                    LandingResult::Permanent
+                };
+                store_error = Some(e);
+                r
+            }
+        };
+        let now = self.now();
+        match self.state.landed(&tp, epoch, outcome, now) {
+            Ok(actions) => {
+                self.perform(actions);
+                Ok(())
+            }
+            Err(StateError::Permanent { .. }) if store_error.is_some() => Err(SinkError::Store {
+                sink: self.name.clone(),
+                source: Box::new(store_error.expect("checked")),
+            }),
+            Err(e) => Err(self.state_err(e)),
         }
     }
 
+    fn on_recovered(&mut self, (tp, epoch, r): RecoverOutcome) -> Result<(), SinkError> {
+        let rec = r?;
+        info!(sink = %self.name, %tp, next = rec.next, via = rec.via, listed = rec.listed, "partition recovered after a lost race");
+        let actions = self.state.recovered(&tp, epoch, rec.next);
+        self.perform(actions);
+        Ok(())
+    }
+
     async fn on_assigned(&mut self, partitions: Vec<Assigned>) -> Result<Vec<StartAt>, SinkError> {
-        let recovery = self.recovery();
         let recoveries = partitions.iter().map(|a| {
             let hint = a.committed.as_ref().map(|(offset, _)| Hint {
                 committed_offset: *offset,
             });
-            let initial = match (self.cfg.kafka.start_from, a.watermarks) {
-                (StartFrom::Earliest, Some((low, _))) => low.max(0),
-                (StartFrom::Latest, Some((_, high))) => high.max(0),
-                (_, None) => 0,
-            };
-            recovery.run(a.tp.clone(), hint, initial)
+            let initial = initial_offset(self.start_from, a.watermarks);
+            self.recovery.run(a.tp.clone(), hint, initial)
         });
         let results = futures::future::join_all(recoveries).await;
         let mut starts = Vec::new();
@@ -724,24 +540,12 @@ impl Sink {
                 }
             }
             info!(sink = %self.name, tp = %a.tp, next = rec.next, via = rec.via, listed = rec.listed, "partition recovered");
-            let epoch = self.next_epoch();
             self.metrics
                 .durable_offset
                 .with_label_values(&[self.name.as_str(), &a.tp.topic, &a.tp.partition.to_string()])
                 .set(rec.next);
-            self.partitions.insert(
-                a.tp.clone(),
-                PartitionState {
-                    ledger: OffsetLedger::new(rec.next),
-                    buffer: PartitionBuffer::new(a.tp.clone()),
-                    epoch,
-                    landing: None,
-                    retry: None,
-                    queued: Default::default(),
-                    failures: 0,
-                    paused: false,
-                },
-            );
+            let (epoch, actions) = self.state.assign(a.tp.clone(), rec.next);
+            self.perform(actions);
             starts.push(StartAt {
                 tp: a.tp,
                 offset: rec.next,
@@ -751,82 +555,62 @@ impl Sink {
         self.metrics
             .partitions_assigned
             .with_label_values(&[&self.name])
-            .set(self.partitions.len() as i64);
+            .set(self.state.assigned() as i64);
         Ok(starts)
     }
 
-    /// Hand revoked partitions off cleanly: land what is buffered within the deadline, else drop it
-    /// (the new owner re-reads it from the last commit).
+    /// Hand revoked partitions off cleanly: land what they hold within the deadline, else drop
+    /// it (the new owner re-reads it from the last commit).
     async fn on_revoked(
         &mut self,
         partitions: Vec<TopicPartition>,
         lost: bool,
     ) -> Result<(), SinkError> {
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(self.cfg.runtime.revoke_flush_timeout_ms * 9 / 10);
-        if !lost {
-            loop {
-                for tp in &partitions {
-                    if let Some(s) = self.partitions.get_mut(tp) {
-                        if s.landing.is_none() {
-                            if let Some(r) = s.retry.take() {
-                                self.start_landing(tp.clone(), r.batch, r.attempt);
-                                continue;
-                            }
-                        }
+        // Leave a tenth of the consumer's wait for the hand-off itself.
+        let deadline = tokio::time::Instant::now() + self.revoke_flush_timeout * 9 / 10;
+        let now = self.now();
+        let actions = cpu(|| self.state.revoke(&partitions, lost, now));
+        let actions = actions.map_err(|e| self.state_err(e))?;
+        self.perform(actions);
+        let mut tick = tokio::time::interval(TICK);
+        while self.state.pending(&partitions) {
+            tokio::select! {
+                Some(res) = self.landings.join_next(), if !self.landings.is_empty() => {
+                    if let Ok(res) = res {
+                        self.on_landed(res)?;
                     }
-                    self.flush_if(tp, Some(FlushReason::Revoke))?;
                 }
-                let pending = partitions.iter().any(|tp| {
-                    self.partitions.get(tp).is_some_and(|s| {
-                        s.landing.is_some()
-                            || s.retry.is_some()
-                            || !s.queued.is_empty()
-                            || !s.buffer.is_empty()
-                    })
-                });
-                if !pending {
+                _ = tick.tick() => self.on_tick()?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!(sink = %self.name, partitions = partitions.len(), "revoke deadline passed; dropping what is not landed");
                     break;
                 }
-                tokio::select! {
-                    Some(res) = self.landings.join_next(), if !self.landings.is_empty() => {
-                        if let Ok(res) = res {
-                            self.on_landed(res).await?;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(deadline) => {
-                        warn!(sink = %self.name, partitions = partitions.len(), "revoke deadline passed; dropping what is not landed");
-                        break;
-                    }
-                }
             }
         }
-        for tp in &partitions {
-            if let Some(s) = self.partitions.remove(tp) {
-                if let Some(l) = s.landing {
-                    l.abort.abort();
-                }
-            }
-        }
+        let actions = self.state.remove(&partitions);
+        self.perform(actions);
         self.metrics
             .partitions_assigned
             .with_label_values(&[&self.name])
-            .set(self.partitions.len() as i64);
+            .set(self.state.assigned() as i64);
         Ok(())
     }
 }
 
 /// What recovering a partition needs; owned, so the sink loop is not borrowed across the await.
+#[derive(Clone)]
 struct Recovery {
     markers: landfall_store::Location,
+    publisher: Publisher,
     sink: String,
     writer_id: String,
     metrics: Metrics,
 }
 
 impl Recovery {
-    /// Recover with backoff on transient store errors (bounded well under the consumer's
-    /// assignment timeout); permanent errors stop the sink.
+    /// Find where `tp` continues, finishing its tip's post-commit step if a crash cut it short.
+    /// Transient store errors are retried with backoff (bounded well under the consumer's
+    /// assignment timeout); permanent ones stop the sink.
     async fn run(
         &self,
         tp: TopicPartition,
@@ -834,20 +618,29 @@ impl Recovery {
         initial: i64,
     ) -> Result<Recovered, SinkError> {
         let started = Instant::now();
-        let mut failures = 0;
+        let mut failures: u32 = 0;
         loop {
-            let r = recover_partition(
-                &self.markers,
-                &self.sink,
-                &tp.topic,
-                tp.partition,
-                hint,
-                IfNew {
-                    offset: initial,
-                    writer_id: &self.writer_id,
-                    now_rfc3339: &rfc3339_ms(now_ms() as i64),
-                },
-            )
+            let r = async {
+                let rec = recover_partition(
+                    &self.markers,
+                    &self.sink,
+                    &tp.topic,
+                    tp.partition,
+                    hint,
+                    IfNew {
+                        offset: initial,
+                        writer_id: &self.writer_id,
+                        now_rfc3339: &rfc3339_ms(wall_ms()),
+                    },
+                )
+                .await?;
+                if let (true, Some(tip)) = (rec.tip_unpublished, &rec.tip) {
+                    info!(sink = %self.sink, %tp, first = tip.offsets.first,
+                        "finishing the post-commit step of the last batch (a crash interrupted it)");
+                    self.publisher.publish(tip).await?;
+                }
+                Ok::<_, StoreError>(rec)
+            }
             .await;
             match r {
                 Ok(rec) => {
@@ -857,13 +650,14 @@ impl Recovery {
                         .observe(started.elapsed().as_secs_f64());
                     return Ok(rec);
                 }
-                Err(e) if e.is_retryable() && started.elapsed() < Duration::from_secs(45) => {
+                Err(e) if e.is_retryable() && started.elapsed() < RECOVERY_RETRY_FOR => {
                     self.metrics
                         .store_errors
                         .with_label_values(&[&self.sink, "transient"])
                         .inc();
                     warn!(sink = %self.sink, %tp, error = %e, "recovery failed; retrying");
-                    tokio::time::sleep(backoff(failures)).await;
+                    let base = 200u64.saturating_mul(1 << failures.min(7)).min(10_000);
+                    tokio::time::sleep(Duration::from_millis(base)).await;
                     failures += 1;
                 }
                 Err(e) => {

@@ -7,10 +7,10 @@
 
 use bytes::Bytes;
 use landfall_core::keys::{commit_dir, commit_key, genesis_key, index_key, parse_commit_key};
-use landfall_core::manifest::{Genesis, Manifest, FORMAT_VERSION};
+use landfall_core::manifest::{Genesis, IndexEntry, Manifest, FORMAT_VERSION};
 
 use crate::backend::Location;
-use crate::commit::{publish_marker, read_manifest};
+use crate::commit::read_manifest;
 use crate::error::StoreError;
 use crate::io::{self, Created};
 
@@ -31,9 +31,10 @@ async fn indexed_first(
     let Some(b) = io::get(markers, &index_key(sink, topic, partition, next)).await? else {
         return Ok(None);
     };
-    Ok(serde_json::from_slice::<serde_json::Value>(&b)
+    // An unreadable entry is only a lost shortcut: recovery falls back to listing.
+    Ok(serde_json::from_slice::<IndexEntry>(&b)
         .ok()
-        .and_then(|v| v["first"].as_i64()))
+        .map(|e| e.first))
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct Recovered {
     pub next: i64,
     /// The latest commit record, if any.
     pub tip: Option<Manifest>,
+    /// The tip's post-commit step did not finish (its batch marker is missing): a crash came
+    /// between the commit record and the marker. The caller publishes it again.
+    pub tip_unpublished: bool,
     /// Commit records listed to find the tip (stays small with a good hint).
     pub listed: usize,
     /// How the tip was found, for logs: "hint", "hint+listing", "listing", "genesis".
@@ -89,9 +93,9 @@ pub async fn recover_partition(
             read_manifest(markers, &commit_key(sink, topic, partition, tip_first)).await?
         {
             if later.is_some() || tip.offsets.next == h.committed_offset {
-                ensure_marker(markers, &tip).await?;
                 return Ok(Recovered {
                     next: tip.offsets.next,
+                    tip_unpublished: !is_published(markers, &tip).await?,
                     tip: Some(tip),
                     listed: after.len(),
                     via: if later.is_some() {
@@ -117,9 +121,9 @@ pub async fn recover_partition(
                 url: markers.url_of(&markers.path(&commit_key(sink, topic, partition, first))),
                 message: "listed commit record vanished".into(),
             })?;
-        ensure_marker(markers, &tip).await?;
         return Ok(Recovered {
             next: tip.offsets.next,
+            tip_unpublished: !is_published(markers, &tip).await?,
             tip: Some(tip),
             listed: all.len(),
             via: "listing",
@@ -129,24 +133,27 @@ pub async fn recover_partition(
     Ok(Recovered {
         next: genesis.first_offset,
         tip: None,
+        tip_unpublished: false,
         listed: all.len(),
         via: "genesis",
     })
 }
 
-/// A crash between the commit record and the batch marker leaves the tip without its marker;
-/// only the tip can be in that state, since the next batch is landed only after the marker.
-async fn ensure_marker(markers: &Location, tip: &Manifest) -> Result<(), StoreError> {
-    let key = markers
-        .key_of_url(&tip.marker_url)
+/// The batch marker is the last write of a committed batch's post-commit step, so its presence
+/// says the step finished. A crash between the commit record and the marker leaves only the tip
+/// in that state: the next batch is landed only after the marker.
+pub async fn is_published(markers: &Location, tip: &Manifest) -> Result<bool, StoreError> {
+    io::exists(markers, &marker_key_of(markers, tip)?).await
+}
+
+/// The batch marker key a committed manifest names (relative to the marker prefix).
+pub fn marker_key_of(markers: &Location, m: &Manifest) -> Result<String, StoreError> {
+    markers
+        .key_of_url(&m.marker_url)
         .ok_or_else(|| StoreError::Corrupt {
-            url: tip.commit_url.clone(),
-            message: format!("marker_url {} is outside the marker prefix", tip.marker_url),
-        })?;
-    if !io::exists(markers, &key).await? {
-        publish_marker(markers, &key, tip).await?;
-    }
-    Ok(())
+            url: m.commit_url.clone(),
+            message: format!("marker_url {} is outside the marker prefix", m.marker_url),
+        })
 }
 
 async fn ensure_genesis(

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use landfall_core::config::{config_files_in, SinkConfig, TopicSelection};
 use landfall_core::coverage::analyze;
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
-use landfall_store::{io, scan, Location, OpenOptions};
+use landfall_store::{io, scan};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -159,44 +159,8 @@ fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
     }
 }
 
-fn open(url: &landfall_core::config::StoreConfig) -> OpenOptions {
-    OpenOptions {
-        options: url.options.clone(),
-        max_retries: url.max_retries,
-        request_timeout: Duration::from_millis(url.request_timeout_ms),
-    }
-}
-
-/// Open the sink's three locations.
 fn stores(cfg: &SinkConfig) -> Result<SinkStores> {
-    stores_with(cfg, None)
-}
-
-/// `max_retries` overrides the configured retry budget (the start-up probe fails fast).
-fn stores_with(cfg: &SinkConfig, max_retries: Option<u32>) -> Result<SinkStores> {
-    let mut data_opts = open(&cfg.store);
-    if let Some(r) = max_retries {
-        data_opts.max_retries = r;
-        data_opts.request_timeout = data_opts.request_timeout.min(Duration::from_secs(10));
-    }
-    let mut marker_opts = data_opts.clone();
-    if !cfg.marker.options.is_empty() {
-        marker_opts.options = cfg.marker.options.clone();
-    }
-    let data = Location::open(&cfg.store.url, &data_opts)?;
-    let markers = Location::open(&cfg.marker.prefix, &marker_opts)?;
-    let dead_letters = if cfg.errors.dead_letter_url.scheme() == cfg.marker.prefix.scheme()
-        && cfg.errors.dead_letter_url.host_str() == cfg.marker.prefix.host_str()
-    {
-        Location::open(&cfg.errors.dead_letter_url, &marker_opts)?
-    } else {
-        Location::open(&cfg.errors.dead_letter_url, &data_opts)?
-    };
-    Ok(SinkStores {
-        data,
-        markers,
-        dead_letters,
-    })
+    SinkStores::open(cfg).with_context(|| format!("sink `{}`", cfg.name))
 }
 
 fn writer_id() -> String {
@@ -241,8 +205,9 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
     // end here with one line, before anything is consumed.
     let mut contexts = Vec::new();
     for cfg in sinks {
-        let st = stores(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
-        let probe = stores_with(&cfg, Some(1))?;
+        let st = stores(&cfg)?;
+        let probe =
+            SinkStores::open_for_probe(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
         for loc in [&probe.data, &probe.markers] {
             tokio::select! {
                 r = io::preflight(loc, &writer) => r.map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?,

@@ -13,9 +13,10 @@ use std::time::Duration;
 use common::*;
 use landfall_core::buffer::{BufferFormat, PartitionBuffer};
 use landfall_core::flush::FlushReason;
-use landfall_core::manifest::OffsetRange;
+use landfall_core::manifest::{Landed, OffsetRange};
 use landfall_core::{KafkaRecord, TopicPartition};
-use landfall_runtime::land::{land, LandSettings, Landed};
+use landfall_runtime::land::{land, LandSettings};
+use landfall_runtime::publish::Publisher;
 use landfall_store::recovery::{recover_partition, Hint, IfNew};
 use landfall_store::Location;
 use landfall_testkit::faults::{FaultConfig, FaultyStore};
@@ -342,8 +343,16 @@ async fn zombie_commit_is_refused() {
             0,
         );
     }
-    let mut zombie_batch = buffer.seal(&fmt, FlushReason::Age, 0).unwrap().unwrap();
-    zombie_batch.offsets = OffsetRange::new(0, 149);
+    let zombie_batch = buffer
+        .seal(
+            &fmt,
+            FlushReason::Age,
+            OffsetRange::new(0, 149),
+            "zombieattempt",
+            0,
+        )
+        .unwrap()
+        .unwrap();
 
     // The new owner lands everything.
     let sink = start_sink(cfg, st.clone(), "new-owner");
@@ -358,16 +367,10 @@ async fn zombie_commit_is_refused() {
         multipart_part_bytes: 8 << 20,
     };
     let uploads = Arc::new(tokio::sync::Semaphore::new(2));
-    let outcome = land(
-        &st,
-        &settings,
-        &uploads,
-        &zombie_batch,
-        "zombieattempt",
-        || 0,
-    )
-    .await
-    .unwrap();
+    let publisher = Publisher::new(st.markers.clone());
+    let outcome = land(&st, &settings, &uploads, &publisher, &zombie_batch, || 0)
+        .await
+        .unwrap();
     match outcome {
         Landed::Lost(winner) => {
             assert_eq!(winner.writer_id, "new-owner");
@@ -663,6 +666,7 @@ async fn recovery_reads_hint_not_history() {
         multipart_part_bytes: 8 << 20,
     };
     let uploads = Arc::new(tokio::sync::Semaphore::new(4));
+    let publisher = Publisher::new(st.markers.clone());
     // 300 committed batches of 2 records each, through the real landing code.
     const BATCHES: i64 = 300;
     for b in 0..BATCHES {
@@ -681,9 +685,13 @@ async fn recovery_reads_hint_not_history() {
                 0,
             );
         }
-        let batch = buffer.seal(&fmt, FlushReason::Records, 0).unwrap().unwrap();
+        let range = OffsetRange::new(2 * b, 2 * b + 1);
+        let batch = buffer
+            .seal(&fmt, FlushReason::Records, range, &format!("a{b}"), 0)
+            .unwrap()
+            .unwrap();
         assert!(matches!(
-            land(&st, &settings, &uploads, &batch, &format!("a{b}"), || 0)
+            land(&st, &settings, &uploads, &publisher, &batch, || 0)
                 .await
                 .unwrap(),
             Landed::Committed(_)

@@ -1,0 +1,763 @@
+//! The sink's state machine (arrows 2 to 6 of the data flow, decisions only): every assigned
+//! partition's offset ledger, buffer, epoch, landing queue, retries and pause reasons, and the
+//! memory budget over all of them.
+//!
+//! Events go in — records arrived, time passed, a landing finished (committed, lost the race,
+//! failed transiently or with an unknown outcome, failed for good), partitions assigned, revoked or
+//! recovered, shutdown — and [`Action`]s come out: land this batch, abort that landing, pause,
+//! resume, seek, recover from the store, commit this offset hint. The async sink (in
+//! `landfall-runtime`) performs the actions and feeds the outcomes back; it makes no decision of
+//! its own about a partition. Time comes in as [`Now`]; randomness (retry jitter, attempt ids)
+//! from a seed, so every run of this machine can be replayed in a test.
+//!
+//! Rules it keeps (see `ledger.rs` for the offset rules):
+//! - a partition lands one batch at a time, oldest first; younger batches queue behind it;
+//! - a failed landing is retried with the same attempt id after a jittered backoff, the partition
+//!   paused meanwhile; a lost race drops everything local, bumps the epoch (records fetched
+//!   before are stale) and asks for recovery, then seeks to where the store says it continues;
+//! - a partition is paused for a reason (memory, retry) and resumed when no reason is left; a
+//!   newly assigned partition is explicitly resumed, so no pause outlives an assignment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::budget::{self, Step};
+use crate::buffer::{BufferError, BufferFormat, PartitionBuffer, SealedBatch};
+use crate::config::StartFrom;
+use crate::flush::{FlushPolicy, FlushReason};
+use crate::ledger::{Accept, LedgerError, OffsetLedger};
+use crate::manifest::{Landed, OffsetRange};
+use crate::record::{KafkaRecord, TopicPartition};
+
+/// The two clocks the machine reads, passed in by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Now {
+    /// Monotonic milliseconds (buffer age, retry deadlines): never jumps with the wall clock.
+    pub mono_ms: u64,
+    /// Wall-clock microseconds since the epoch (what the records' metadata columns record).
+    pub wall_us: i64,
+}
+
+/// Where a partition that has never been committed starts: the genesis offset every later
+/// worker agrees on. `watermarks` are the topic's (low, high) when it was assigned.
+pub fn initial_offset(start_from: StartFrom, watermarks: Option<(i64, i64)>) -> i64 {
+    match (start_from, watermarks) {
+        (StartFrom::Earliest, Some((low, _))) => low.max(0),
+        (StartFrom::Latest, Some((_, high))) => high.max(0),
+        (_, None) => 0,
+    }
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Land this batch (the oldest sealed one of its partition) and report the outcome with
+    /// [`SinkState::landed`], quoting `epoch`.
+    Land {
+        tp: TopicPartition,
+        epoch: u64,
+        batch: Arc<SealedBatch>,
+    },
+    /// Stop the landing of `tp` started under `epoch`; its partition is gone.
+    Abort {
+        tp: TopicPartition,
+        epoch: u64,
+    },
+    Pause(TopicPartition),
+    Resume(TopicPartition),
+    /// Fetch `tp` from `offset`; records fetched before carry an older epoch and are dropped.
+    Seek {
+        tp: TopicPartition,
+        offset: i64,
+        epoch: u64,
+    },
+    /// Another writer committed first: find where `tp` continues in the store (the winner's
+    /// commit ends before `hint_next`) and report it with [`SinkState::recovered`].
+    Recover {
+        tp: TopicPartition,
+        epoch: u64,
+        hint_next: i64,
+    },
+    /// A batch committed: tell the group (a hint for lag tooling and faster recovery).
+    CommitHint {
+        tp: TopicPartition,
+        offset: i64,
+    },
+}
+
+/// How a landing ended, as the machine needs to know it.
+#[derive(Debug, Clone)]
+pub enum LandingResult {
+    Landed(Landed),
+    /// Failed, and retrying may help: before anything was written, or with an unknown outcome
+    /// (the retry, with the same attempt id, recognises its own commit record).
+    Retryable,
+    /// Failed, and retrying cannot help (permission denied, bad request).
+    Permanent,
+}
+
+/// Why a partition is paused. It is resumed when no reason is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PauseReasons {
+    /// The memory budget is reached and this partition is still landing.
+    pub memory: bool,
+    /// Its oldest batch failed to land and waits to be retried.
+    pub retry: bool,
+}
+
+impl PauseReasons {
+    pub fn any(self) -> bool {
+        self.memory || self.retry
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Consuming and landing.
+    Running,
+    /// Lost a commit race: waiting for the store to say where it continues; records are stale.
+    Recovering,
+    /// Being revoked: landing what it holds before the hand-off; retries are not delayed.
+    Revoking,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Buffer(#[from] Box<BufferError>),
+    #[error("{tp}: offset ledger: {source}")]
+    Ledger {
+        tp: TopicPartition,
+        #[source]
+        source: LedgerError,
+    },
+    #[error("{tp}: landing the batch at offsets {first}..={last} failed and cannot be retried")]
+    Permanent {
+        tp: TopicPartition,
+        first: i64,
+        last: i64,
+    },
+}
+
+/// Where the oldest sealed batch of a partition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    Waiting,
+    Landing,
+    RetryAt(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    batch: Arc<SealedBatch>,
+    front: Front,
+}
+
+struct Partition {
+    epoch: u64,
+    phase: Phase,
+    ledger: OffsetLedger<Queued>,
+    buffer: PartitionBuffer,
+    failures: u32,
+    paused: PauseReasons,
+}
+
+impl Partition {
+    fn landing(&self) -> bool {
+        self.ledger
+            .landing()
+            .is_some_and(|q| q.payload.front == Front::Landing)
+    }
+
+    fn retrying(&self) -> bool {
+        self.ledger
+            .landing()
+            .is_some_and(|q| matches!(q.payload.front, Front::RetryAt(_)))
+    }
+
+    fn sealed_bytes(&self) -> u64 {
+        self.ledger.sealed().map(|s| s.payload.batch.bytes()).sum()
+    }
+
+    /// Has something not yet committed (records buffered or batches sealed).
+    fn unlanded(&self) -> bool {
+        !self.buffer.is_empty() || self.ledger.sealed_count() > 0
+    }
+}
+
+/// What a partition looks like from outside (metrics, `/status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStatus {
+    pub tp: TopicPartition,
+    pub phase: Phase,
+    /// The first offset no commit covers: where a new owner would continue.
+    pub durable_next: i64,
+    pub buffered_records: u64,
+    pub sealed_batches: usize,
+    pub paused: PauseReasons,
+    /// Consecutive failed landings of the oldest batch.
+    pub failures: u32,
+}
+
+/// Records counted by topic, for the consumed/duplicate metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// (topic, records taken into a buffer, duplicates dropped)
+    pub by_topic: Vec<(Arc<str>, u64, u64)>,
+    /// Records dropped because they were fetched before a seek or for an unowned partition.
+    pub stale: u64,
+}
+
+impl Tally {
+    fn count(&mut self, topic: &Arc<str>, taken: u64, duplicate: u64) {
+        match self.by_topic.iter_mut().find(|(t, _, _)| t == topic) {
+            Some(e) => {
+                e.1 += taken;
+                e.2 += duplicate;
+            }
+            None => self.by_topic.push((topic.clone(), taken, duplicate)),
+        }
+    }
+}
+
+/// Retry backoff: 200 ms doubling to 30 s, times a jitter in [0.5, 1.5). While a partition is
+/// being handed off or the sink is stopping, at most 1 s: the deadline is what bounds it then.
+const BACKOFF_BASE_MS: u64 = 200;
+const BACKOFF_MAX_MS: u64 = 30_000;
+const BACKOFF_URGENT_MAX_MS: u64 = 1_000;
+
+/// The settings the machine runs with.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub format: BufferFormat,
+    pub policy: FlushPolicy,
+    pub max_records: u64,
+    pub max_buffered_bytes: u64,
+    /// Makes attempt ids unique to this process (with a counter) and seeds the retry jitter.
+    pub seed: u64,
+}
+
+pub struct SinkState {
+    settings: StateSettings,
+    parts: HashMap<TopicPartition, Partition>,
+    epochs: u64,
+    attempts: u64,
+    rng: u64,
+    stopping: bool,
+    /// Memory held for this sink outside the machine, as last reported by [`Self::tick`].
+    outside_bytes: u64,
+}
+
+impl SinkState {
+    pub fn new(settings: StateSettings) -> Self {
+        SinkState {
+            rng: settings.seed | 1,
+            settings,
+            parts: HashMap::new(),
+            epochs: 0,
+            attempts: 0,
+            stopping: false,
+            outside_bytes: 0,
+        }
+    }
+
+    fn next_epoch(&mut self) -> u64 {
+        self.epochs += 1;
+        self.epochs
+    }
+
+    fn next_attempt(&mut self) -> String {
+        self.attempts += 1;
+        format!("{:08x}{:04x}", self.settings.seed as u32, self.attempts)
+    }
+
+    /// xorshift64*: enough for jitter, and replayable from the seed.
+    fn jitter(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        0.5 + (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn backoff_ms(&mut self, failures: u32, urgent: bool) -> u64 {
+        let base = BACKOFF_BASE_MS
+            .saturating_mul(1 << failures.min(8))
+            .min(BACKOFF_MAX_MS);
+        let ms = (base as f64 * self.jitter()) as u64;
+        if urgent {
+            ms.min(BACKOFF_URGENT_MAX_MS)
+        } else {
+            ms
+        }
+    }
+
+    // ---- assignment --------------------------------------------------------------------------
+
+    /// `tp` is ours from `next` on (the store said so). Returns the epoch its records must carry.
+    /// The partition is resumed explicitly: whatever paused it in an earlier assignment is over.
+    pub fn assign(&mut self, tp: TopicPartition, next: i64) -> (u64, Vec<Action>) {
+        let mut out = self.remove(std::slice::from_ref(&tp));
+        let epoch = self.next_epoch();
+        self.parts.insert(
+            tp.clone(),
+            Partition {
+                epoch,
+                phase: Phase::Running,
+                ledger: OffsetLedger::new(next),
+                buffer: PartitionBuffer::new(tp.clone()),
+                failures: 0,
+                paused: PauseReasons::default(),
+            },
+        );
+        out.push(Action::Resume(tp));
+        (epoch, out)
+    }
+
+    /// Begin handing `tps` off: land what they hold, retrying without delay. When
+    /// [`Self::pending`] is false (or the deadline passed), call [`Self::remove`]. A lost
+    /// assignment (the group gave them away already) is removed at once.
+    pub fn revoke(
+        &mut self,
+        tps: &[TopicPartition],
+        lost: bool,
+        now: Now,
+    ) -> Result<Vec<Action>, StateError> {
+        if lost {
+            return Ok(self.remove(tps));
+        }
+        let mut out = Vec::new();
+        for tp in tps {
+            let Some(p) = self.parts.get_mut(tp) else {
+                continue;
+            };
+            if p.phase == Phase::Recovering {
+                // Nothing of it is worth landing: the store has a newer truth.
+                continue;
+            }
+            p.phase = Phase::Revoking;
+            self.seal(tp, FlushReason::Revoke, now)?;
+            self.retry_now(tp, now);
+            self.pump(tp, now, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Whether any of `tps` still holds something not committed.
+    pub fn pending(&self, tps: &[TopicPartition]) -> bool {
+        tps.iter().any(|tp| {
+            self.parts
+                .get(tp)
+                .is_some_and(|p| p.phase != Phase::Recovering && p.unlanded())
+        })
+    }
+
+    /// Forget `tps`: what they hold is dropped (the next owner re-reads it from the last commit).
+    pub fn remove(&mut self, tps: &[TopicPartition]) -> Vec<Action> {
+        let mut out = Vec::new();
+        for tp in tps {
+            if let Some(p) = self.parts.remove(tp) {
+                if p.landing() {
+                    out.push(Action::Abort {
+                        tp: tp.clone(),
+                        epoch: p.epoch,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The store says where `tp` continues after a lost race.
+    pub fn recovered(&mut self, tp: &TopicPartition, epoch: u64, next: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(p) = self.parts.get_mut(tp) else {
+            return out;
+        };
+        if p.epoch != epoch || p.phase != Phase::Recovering {
+            return out;
+        }
+        p.ledger.reset(next);
+        p.phase = Phase::Running;
+        out.push(Action::Seek {
+            tp: tp.clone(),
+            offset: next,
+            epoch,
+        });
+        if p.paused.any() {
+            p.paused = PauseReasons::default();
+            out.push(Action::Resume(tp.clone()));
+        }
+        out
+    }
+
+    // ---- records and time --------------------------------------------------------------------
+
+    /// Records from the consumer, each with the epoch its partition had when it was fetched.
+    pub fn records(
+        &mut self,
+        records: impl IntoIterator<Item = (KafkaRecord, u64)>,
+        now: Now,
+    ) -> Result<(Vec<Action>, Tally), StateError> {
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        let mut touched: Vec<TopicPartition> = Vec::new();
+        let max_records = self.settings.max_records;
+        for (rec, epoch) in records {
+            let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
+            let Some(p) = self.parts.get_mut(&tp) else {
+                tally.stale += 1;
+                continue;
+            };
+            if p.epoch != epoch || p.phase != Phase::Running {
+                tally.stale += 1;
+                continue;
+            }
+            if p.ledger.accept(rec.offset) == Accept::Duplicate {
+                tally.count(&tp.topic, 0, 1);
+                continue;
+            }
+            tally.count(&tp.topic, 1, 0);
+            p.buffer.push(rec, now.mono_ms);
+            if p.buffer.chunk_full(&self.settings.format) {
+                p.buffer
+                    .encode_pending(&self.settings.format, now.wall_us)
+                    .map_err(Box::new)?;
+                self.flush_if_due(&tp, now, &mut out)?;
+            } else if p.buffer.records() >= max_records {
+                // Checked per record, so a batch holds exactly `max_records`.
+                self.seal(&tp, FlushReason::Records, now)?;
+                self.pump(&tp, now, &mut out);
+            }
+            if !touched.contains(&tp) {
+                touched.push(tp);
+            }
+        }
+        for tp in &touched {
+            self.flush_if_due(tp, now, &mut out)?;
+        }
+        self.enforce_budget(now, &mut out)?;
+        Ok((out, tally))
+    }
+
+    /// Time passed: age flushes, retries that are due, the memory budget. `outside_bytes` is
+    /// memory held for this sink outside the machine (records the consumer holds back).
+    pub fn tick(&mut self, now: Now, outside_bytes: u64) -> Result<Vec<Action>, StateError> {
+        self.outside_bytes = outside_bytes;
+        let mut out = Vec::new();
+        let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
+        tps.sort();
+        for tp in &tps {
+            self.pump(tp, now, &mut out);
+            self.flush_if_due(tp, now, &mut out)?;
+        }
+        self.enforce_budget(now, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stop taking new work: seal everything buffered now (reason `shutdown`), retry without
+    /// delay. Done when [`Self::unlanded`] is 0.
+    pub fn shutdown(&mut self, now: Now) -> Result<Vec<Action>, StateError> {
+        self.stopping = true;
+        let mut out = Vec::new();
+        let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
+        tps.sort();
+        for tp in &tps {
+            self.flush_if_due(tp, now, &mut out)?;
+            self.retry_now(tp, now);
+            self.pump(tp, now, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Partitions holding something not yet committed.
+    pub fn unlanded(&self) -> usize {
+        self.parts
+            .values()
+            .filter(|p| p.phase != Phase::Recovering && p.unlanded())
+            .count()
+    }
+
+    // ---- landing outcomes --------------------------------------------------------------------
+
+    /// The landing of `tp`'s oldest batch, started under `epoch`, ended with `result`.
+    pub fn landed(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        result: LandingResult,
+        now: Now,
+    ) -> Result<Vec<Action>, StateError> {
+        let mut out = Vec::new();
+        let stopping = self.stopping;
+        let Some(p) = self.parts.get_mut(tp) else {
+            return Ok(out);
+        };
+        if p.epoch != epoch || !p.landing() {
+            return Ok(out); // a landing of an earlier life of this partition
+        }
+        let range = p.ledger.landing().expect("landing").range;
+        match result {
+            LandingResult::Landed(Landed::Committed(m)) => {
+                p.ledger
+                    .committed(range)
+                    .map_err(|source| StateError::Ledger {
+                        tp: tp.clone(),
+                        source,
+                    })?;
+                p.failures = 0;
+                out.push(Action::CommitHint {
+                    tp: tp.clone(),
+                    offset: m.offsets.next,
+                });
+                // A commit freed memory and proved the store works: both reasons are gone (the
+                // budget pauses it again if memory is still short).
+                if p.paused.any() {
+                    p.paused = PauseReasons::default();
+                    out.push(Action::Resume(tp.clone()));
+                }
+                self.pump(tp, now, &mut out);
+                self.flush_if_due(tp, now, &mut out)?;
+            }
+            LandingResult::Landed(Landed::Lost(theirs)) => {
+                let epoch = self.next_epoch();
+                let p = self.parts.get_mut(tp).expect("present");
+                p.epoch = epoch;
+                p.phase = Phase::Recovering;
+                p.buffer.clear();
+                p.ledger.reset(theirs.offsets.next);
+                p.failures = 0;
+                out.push(Action::Recover {
+                    tp: tp.clone(),
+                    epoch,
+                    hint_next: theirs.offsets.next,
+                });
+            }
+            LandingResult::Retryable => {
+                p.failures += 1;
+                let failures = p.failures;
+                let urgent = stopping || p.phase == Phase::Revoking;
+                let wait = self.backoff_ms(failures, urgent);
+                let p = self.parts.get_mut(tp).expect("present");
+                p.ledger.landing_mut().expect("landing").payload.front =
+                    Front::RetryAt(now.mono_ms + wait);
+                if !p.paused.retry {
+                    let was = p.paused.any();
+                    p.paused.retry = true;
+                    if !was {
+                        out.push(Action::Pause(tp.clone()));
+                    }
+                }
+            }
+            LandingResult::Permanent => {
+                return Err(StateError::Permanent {
+                    tp: tp.clone(),
+                    first: range.first,
+                    last: range.last,
+                })
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the oldest batch of `tp` is retried next (monotonic ms), if it waits for a retry.
+    pub fn retry_at(&self, tp: &TopicPartition) -> Option<u64> {
+        match self.parts.get(tp)?.ledger.landing()?.payload.front {
+            Front::RetryAt(at) => Some(at),
+            _ => None,
+        }
+    }
+
+    // ---- what it looks like ------------------------------------------------------------------
+
+    pub fn assigned(&self) -> usize {
+        self.parts.len()
+    }
+
+    pub fn paused(&self) -> usize {
+        self.parts.values().filter(|p| p.paused.any()).count()
+    }
+
+    /// Bytes held: buffers plus sealed batches (landing or queued).
+    pub fn buffered_bytes(&self) -> u64 {
+        self.parts
+            .values()
+            .map(|p| p.buffer.memory_bytes() + p.sealed_bytes())
+            .sum()
+    }
+
+    pub fn status(&self) -> Vec<PartitionStatus> {
+        let mut v: Vec<PartitionStatus> = self
+            .parts
+            .iter()
+            .map(|(tp, p)| PartitionStatus {
+                tp: tp.clone(),
+                phase: p.phase,
+                durable_next: p.ledger.durable_next(),
+                buffered_records: p.buffer.records(),
+                sealed_batches: p.ledger.sealed_count(),
+                paused: p.paused,
+                failures: p.failures,
+            })
+            .collect();
+        v.sort_by(|a, b| a.tp.cmp(&b.tp));
+        v
+    }
+
+    pub fn epoch(&self, tp: &TopicPartition) -> Option<u64> {
+        self.parts.get(tp).map(|p| p.epoch)
+    }
+
+    // ---- internals ---------------------------------------------------------------------------
+
+    fn flush_if_due(
+        &mut self,
+        tp: &TopicPartition,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) -> Result<(), StateError> {
+        let Some(p) = self.parts.get(tp) else {
+            return Ok(());
+        };
+        if p.buffer.is_empty() || p.phase == Phase::Recovering {
+            return Ok(());
+        }
+        let forced = match p.phase {
+            Phase::Revoking => Some(FlushReason::Revoke),
+            _ if self.stopping => Some(FlushReason::Shutdown),
+            _ => None,
+        };
+        let reason = forced.or_else(|| {
+            self.settings
+                .policy
+                .due(&p.buffer.stats(&self.settings.format), now.mono_ms)
+        });
+        if let Some(reason) = reason {
+            self.seal(tp, reason, now)?;
+            self.pump(tp, now, out);
+        }
+        Ok(())
+    }
+
+    /// Seal `tp`'s buffer into a batch at the back of its queue.
+    fn seal(
+        &mut self,
+        tp: &TopicPartition,
+        reason: FlushReason,
+        now: Now,
+    ) -> Result<(), StateError> {
+        if self.parts.get(tp).is_none_or(|p| p.buffer.is_empty()) {
+            return Ok(());
+        }
+        let attempt = self.next_attempt();
+        let fmt = &self.settings.format;
+        let p = self.parts.get_mut(tp).expect("checked above");
+        let (ledger, buffer) = (&mut p.ledger, &mut p.buffer);
+        ledger
+            .seal_with(|range: OffsetRange| {
+                let batch = buffer
+                    .seal(fmt, reason, range, &attempt, now.wall_us)
+                    .map_err(Box::new)?
+                    .expect("the buffer holds records");
+                Ok::<_, StateError>(Queued {
+                    batch: Arc::new(batch),
+                    front: Front::Waiting,
+                })
+            })
+            .map(|_| ())
+    }
+
+    /// A hand-off or shutdown does not wait out a long backoff: retry the oldest batch now.
+    fn retry_now(&mut self, tp: &TopicPartition, now: Now) {
+        if let Some(q) = self.parts.get_mut(tp).and_then(|p| p.ledger.landing_mut()) {
+            if let Front::RetryAt(at) = &mut q.payload.front {
+                *at = (*at).min(now.mono_ms);
+            }
+        }
+    }
+
+    /// Start landing `tp`'s oldest batch if it is waiting, or waiting to retry and due.
+    fn pump(&mut self, tp: &TopicPartition, now: Now, out: &mut Vec<Action>) {
+        let Some(p) = self.parts.get_mut(tp) else {
+            return;
+        };
+        let epoch = p.epoch;
+        let Some(q) = p.ledger.landing_mut() else {
+            return;
+        };
+        let due = match q.payload.front {
+            Front::Waiting => true,
+            Front::Landing => false,
+            Front::RetryAt(at) => at <= now.mono_ms,
+        };
+        if due {
+            q.payload.front = Front::Landing;
+            out.push(Action::Land {
+                tp: tp.clone(),
+                epoch,
+                batch: q.payload.batch.clone(),
+            });
+        }
+    }
+
+    fn enforce_budget(&mut self, now: Now, out: &mut Vec<Action>) -> Result<(), StateError> {
+        let mut tps: Vec<TopicPartition> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Running)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        tps.sort();
+        let fmt = &self.settings.format;
+        let views: Vec<budget::View> = tps
+            .iter()
+            .map(|tp| {
+                let p = &self.parts[tp];
+                budget::View {
+                    buffered: p.buffer.memory_bytes(),
+                    after_flush: p.buffer.stats(fmt).largest_file_bytes,
+                    sealed: p.sealed_bytes(),
+                    idle: !p.landing() && !p.retrying(),
+                    paused_for_memory: p.paused.memory,
+                }
+            })
+            .collect();
+        // Sealed batches of partitions being handed off or recovered still take memory.
+        let others: u64 = self
+            .parts
+            .values()
+            .filter(|p| p.phase != Phase::Running)
+            .map(|p| p.buffer.memory_bytes() + p.sealed_bytes())
+            .sum();
+        for step in budget::plan(
+            self.settings.max_buffered_bytes,
+            self.outside_bytes + others,
+            &views,
+        ) {
+            match step {
+                Step::Flush(i) => {
+                    self.seal(&tps[i], FlushReason::Memory, now)?;
+                    self.pump(&tps[i], now, out);
+                }
+                Step::Pause(i) => {
+                    let p = self.parts.get_mut(&tps[i]).expect("present");
+                    if !p.paused.any() {
+                        out.push(Action::Pause(tps[i].clone()));
+                    }
+                    p.paused.memory = true;
+                }
+                Step::Resume(i) => {
+                    let p = self.parts.get_mut(&tps[i]).expect("present");
+                    p.paused.memory = false;
+                    if !p.paused.any() {
+                        out.push(Action::Resume(tps[i].clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

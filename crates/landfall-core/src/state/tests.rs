@@ -1,0 +1,610 @@
+//! The sink state machine against a model of everything around it: a log with compacted
+//! offsets, a consumer that obeys pause/resume/seek and tags records with epochs, a create-only
+//! store of commit records shared with a foreign writer (a zombie or a new owner), landings that
+//! commit, fail before writing, fail after writing (unknown outcome), lose the race, or are
+//! aborted half-way — interleaved at random with revokes, re-assignments and memory pressure.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::buffer::BufferFormat;
+use crate::config::{
+    Compression, FlushConfig, FormatConfig, MetadataColumn, ParquetConfig, Statistics,
+};
+use crate::decode::RecordDecoder;
+use crate::manifest::{Landed, Manifest, FORMAT_VERSION};
+use crate::parquet_props::writer_properties;
+
+const PARTITIONS: i32 = 2;
+const LOG_END: i64 = 120;
+
+fn settings(max_records: u64, budget: u64, seed: u64) -> StateSettings {
+    StateSettings {
+        format: BufferFormat {
+            decoder: RecordDecoder::new(&FormatConfig::Raw, &[MetadataColumn::Offset], None),
+            props: writer_properties(&ParquetConfig {
+                compression: Compression::None,
+                row_group_rows: 1000,
+                data_page_bytes: 64 * 1024,
+                dictionary: false,
+                statistics: Statistics::None,
+            }),
+            timezone: chrono_tz::UTC,
+            chunk_records: 4,
+            fail_on_bad_record: false,
+            size_model: Default::default(),
+        },
+        policy: FlushPolicy::new(FlushConfig {
+            max_records,
+            max_file_bytes: u64::MAX,
+            max_age_ms: 1_000,
+        }),
+        max_records,
+        max_buffered_bytes: budget,
+        seed,
+    }
+}
+
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new("t", p)
+}
+
+fn record(p: i32, offset: i64) -> KafkaRecord {
+    KafkaRecord {
+        topic: "t".into(),
+        partition: p,
+        offset,
+        timestamp_ms: Some(1_763_719_200_000),
+        key: None,
+        value: Some(Bytes::from(vec![b'x'; 100])),
+        headers: vec![],
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Commit,
+    /// Failed before anything was written.
+    Transient,
+    /// The commit record was written, but the writer did not hear back.
+    Unknown,
+    /// A foreign writer commits at the same key first, covering `extra` offsets more or fewer.
+    Foreign(u8),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Deliver(i32, u8),
+    /// Deliver a record tagged with an out-of-date epoch (fetched before a seek).
+    DeliverStale(i32),
+    Tick(u16),
+    /// Memory held outside the machine (records the consumer holds back).
+    Outside(u32),
+    Complete(u8, Outcome),
+    RunRecoveries,
+    Revoke(i32, bool, u8),
+    Assign(i32),
+    /// The consumer thread gets round to the seeks the sink asked for.
+    ApplySeeks,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let outcome = prop_oneof![
+        5 => Just(Outcome::Commit),
+        2 => Just(Outcome::Transient),
+        1 => Just(Outcome::Unknown),
+        1 => (0u8..6).prop_map(Outcome::Foreign),
+    ];
+    prop_oneof![
+        6 => (0..PARTITIONS, 1..8u8).prop_map(|(p, n)| Op::Deliver(p, n)),
+        1 => (0..PARTITIONS).prop_map(Op::DeliverStale),
+        3 => (0u16..1500).prop_map(Op::Tick),
+        1 => prop_oneof![Just(0u32), 0u32..20_000].prop_map(Op::Outside),
+        5 => (any::<u8>(), outcome).prop_map(|(i, o)| Op::Complete(i, o)),
+        2 => Just(Op::RunRecoveries),
+        1 => (0..PARTITIONS, any::<bool>(), 0u8..4).prop_map(|(p, l, k)| Op::Revoke(p, l, k)),
+        2 => (0..PARTITIONS).prop_map(Op::Assign),
+        2 => Just(Op::ApplySeeks),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Record {
+    range: OffsetRange,
+    attempt: String,
+}
+
+#[derive(Default)]
+struct Consumer {
+    assigned: bool,
+    position: i64,
+    epoch: u64,
+    paused: bool,
+    /// A seek the sink asked for that the consumer has not performed yet: until it does, it
+    /// keeps fetching from the old position under the old epoch.
+    seek: Option<(i64, u64)>,
+}
+
+struct World {
+    log: Vec<i64>,
+    store: BTreeMap<(i32, i64), Record>,
+    consumers: HashMap<i32, Consumer>,
+    inflight: Vec<(TopicPartition, u64, Arc<SealedBatch>)>,
+    recoveries: Vec<(TopicPartition, u64)>,
+    now: Now,
+    outside: u64,
+    /// Attempt ids whose batch this machine was told committed (each at most once).
+    committed_attempts: BTreeSet<String>,
+    coin: u64,
+}
+
+impl World {
+    fn flip(&mut self) -> bool {
+        self.coin = self.coin.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (self.coin >> 33) & 1 == 1
+    }
+
+    fn tip(&self, p: i32) -> i64 {
+        self.store
+            .range((p, i64::MIN)..=(p, i64::MAX))
+            .next_back()
+            .map_or(0, |(_, r)| r.range.next)
+    }
+
+    fn manifest(p: i32, r: &Record) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            sink: "s".into(),
+            topic: "t".into(),
+            partition: p,
+            offsets: r.range,
+            records: 0,
+            rows: 0,
+            dead_lettered: 0,
+            files: vec![],
+            dead_letter_files: vec![],
+            schema_fingerprint: None,
+            event_time: None,
+            writer_id: "w".into(),
+            attempt_id: r.attempt.clone(),
+            landed_at: String::new(),
+            flush_reason: String::new(),
+            commit_url: String::new(),
+            marker_url: String::new(),
+        }
+    }
+
+    /// The create-only put of a commit record.
+    fn create(&mut self, p: i32, r: Record) -> Landed {
+        match self.store.entry((p, r.range.first)) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(r.clone());
+                Landed::Committed(Box::new(Self::manifest(p, &r)))
+            }
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let existing = e.get().clone();
+                if existing.attempt == r.attempt {
+                    Landed::Committed(Box::new(Self::manifest(p, &existing)))
+                } else {
+                    Landed::Lost(Box::new(Self::manifest(p, &existing)))
+                }
+            }
+        }
+    }
+
+    /// A foreign writer's record at `first`: it read the same log and sealed a little more or
+    /// less, but it ends on a log offset so the chain stays a tiling of the log.
+    fn foreign(&mut self, p: i32, first: i64, extra: u8) {
+        let after: Vec<i64> = self.log.iter().copied().filter(|&o| o >= first).collect();
+        let Some(&last) = after.get(extra as usize % after.len().max(1)) else {
+            return;
+        };
+        self.store.entry((p, first)).or_insert_with(|| Record {
+            range: OffsetRange::new(first, last),
+            attempt: format!("foreign-{first}"),
+        });
+    }
+
+    fn apply(&mut self, state: &mut SinkState, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Land { tp, epoch, batch } => {
+                    assert!(
+                        !self
+                            .inflight
+                            .iter()
+                            .any(|(t, e, _)| *t == tp && *e == epoch),
+                        "two landings of {tp} at once"
+                    );
+                    self.inflight.push((tp, epoch, batch));
+                }
+                Action::Abort { tp, epoch } => {
+                    let aborted: Vec<_> = self
+                        .inflight
+                        .iter()
+                        .filter(|(t, e, _)| *t == tp && *e == epoch)
+                        .cloned()
+                        .collect();
+                    self.inflight.retain(|(t, e, _)| !(*t == tp && *e == epoch));
+                    // The task may have got as far as the commit record before it was stopped.
+                    for (tp, _, b) in aborted {
+                        if self.flip() {
+                            self.create(
+                                tp.partition,
+                                Record {
+                                    range: b.offsets,
+                                    attempt: b.attempt_id.clone(),
+                                },
+                            );
+                        }
+                    }
+                }
+                Action::Pause(tp) => self.consumers.get_mut(&tp.partition).unwrap().paused = true,
+                Action::Resume(tp) => self.consumers.get_mut(&tp.partition).unwrap().paused = false,
+                Action::Seek { tp, offset, epoch } => {
+                    self.consumers.get_mut(&tp.partition).unwrap().seek = Some((offset, epoch));
+                }
+                Action::Recover { tp, epoch, .. } => self.recoveries.push((tp, epoch)),
+                Action::CommitHint { .. } => {}
+            }
+        }
+        self.check(state);
+    }
+
+    fn check(&self, state: &SinkState) {
+        // The store's records tile the log of every partition from offset 0.
+        for p in 0..PARTITIONS {
+            let mut expect = 0;
+            for ((_, first), r) in self.store.range((p, i64::MIN)..=(p, i64::MAX)) {
+                assert_eq!(*first, r.range.first);
+                assert_eq!(r.range.first, expect, "gap or overlap in partition {p}");
+                expect = r.range.next;
+            }
+        }
+        // What the machine believes paused is what the consumer has paused.
+        for s in state.status() {
+            let c = &self.consumers[&s.tp.partition];
+            assert!(c.assigned, "{} in the machine but not assigned", s.tp);
+            if s.phase == Phase::Running {
+                assert_eq!(
+                    c.paused,
+                    s.paused.any(),
+                    "{}: consumer paused={} machine {:?}",
+                    s.tp,
+                    c.paused,
+                    s.paused
+                );
+            }
+        }
+    }
+
+    fn apply_seeks(&mut self) {
+        for c in self.consumers.values_mut() {
+            if let Some((offset, epoch)) = c.seek.take() {
+                c.position = offset;
+                c.epoch = epoch;
+            }
+        }
+    }
+
+    fn deliver(&mut self, state: &mut SinkState, p: i32, n: usize) {
+        let c = self.consumers.entry(p).or_default();
+        if !c.assigned || c.paused {
+            return;
+        }
+        let epoch = c.epoch;
+        let batch: Vec<(KafkaRecord, u64)> = self
+            .log
+            .iter()
+            .copied()
+            .filter(|&o| o >= c.position)
+            .take(n)
+            .map(|o| (record(p, o), epoch))
+            .collect();
+        if let Some((r, _)) = batch.last() {
+            c.position = r.offset + 1;
+        }
+        let (actions, _) = state.records(batch, self.now).unwrap();
+        self.apply(state, actions);
+    }
+
+    fn complete(&mut self, state: &mut SinkState, i: usize, outcome: Outcome) {
+        if self.inflight.is_empty() {
+            return;
+        }
+        let (tp, epoch, b) = self.inflight.remove(i % self.inflight.len());
+        // A batch holds exactly the log's records in its range: it claims no offset it did
+        // not read (compacted ones aside, which the log does not have).
+        let in_log = self
+            .log
+            .iter()
+            .filter(|&&o| o >= b.offsets.first && o <= b.offsets.last)
+            .count() as u64;
+        assert_eq!(b.records, in_log, "batch {:?} of {tp}", b.offsets);
+        let ours = Record {
+            range: b.offsets,
+            attempt: b.attempt_id.clone(),
+        };
+        let result = match outcome {
+            Outcome::Commit => LandingResult::Landed(self.create(tp.partition, ours)),
+            Outcome::Transient => LandingResult::Retryable,
+            Outcome::Unknown => {
+                self.create(tp.partition, ours);
+                LandingResult::Retryable
+            }
+            Outcome::Foreign(extra) => {
+                self.foreign(tp.partition, b.offsets.first, extra);
+                LandingResult::Landed(self.create(tp.partition, ours))
+            }
+        };
+        if let LandingResult::Landed(Landed::Committed(m)) = &result {
+            if m.attempt_id == b.attempt_id && state.epoch(&tp) == Some(epoch) {
+                assert!(
+                    self.committed_attempts.insert(b.attempt_id.clone()),
+                    "batch {} committed twice",
+                    b.attempt_id
+                );
+            }
+        }
+        let actions = state.landed(&tp, epoch, result, self.now).unwrap();
+        self.apply(state, actions);
+    }
+
+    fn run_recoveries(&mut self, state: &mut SinkState) {
+        for (tp, epoch) in std::mem::take(&mut self.recoveries) {
+            let next = self.tip(tp.partition);
+            let actions = state.recovered(&tp, epoch, next);
+            self.apply(state, actions);
+        }
+    }
+
+    fn assign(&mut self, state: &mut SinkState, p: i32) {
+        if self.consumers.get(&p).is_some_and(|c| c.assigned) {
+            return;
+        }
+        let next = self.tip(p);
+        let (epoch, actions) = state.assign(tp(p), next);
+        let c = self.consumers.entry(p).or_default();
+        // The consumer keeps whatever pause state it had: the machine must clear it.
+        c.assigned = true;
+        c.position = next;
+        c.epoch = epoch;
+        c.seek = None;
+        self.apply(state, actions);
+    }
+
+    fn revoke(&mut self, state: &mut SinkState, p: i32, lost: bool, rounds: u8) {
+        if !self.consumers.get(&p).is_some_and(|c| c.assigned) {
+            return;
+        }
+        let t = tp(p);
+        let actions = state
+            .revoke(std::slice::from_ref(&t), lost, self.now)
+            .unwrap();
+        self.apply(state, actions);
+        // The sink lands what it can before the deadline, then lets go.
+        for _ in 0..rounds {
+            if !state.pending(std::slice::from_ref(&t)) {
+                break;
+            }
+            while let Some(i) = self.inflight.iter().position(|(x, _, _)| *x == t) {
+                self.complete(state, i, Outcome::Commit);
+            }
+            self.now.mono_ms += 1_000;
+            let actions = state.tick(self.now, self.outside).unwrap();
+            self.apply(state, actions);
+        }
+        let actions = state.remove(std::slice::from_ref(&t));
+        self.apply(state, actions);
+        self.recoveries.retain(|(x, _)| *x != t);
+        self.consumers.get_mut(&p).unwrap().assigned = false;
+    }
+}
+
+fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: u64) {
+    let mut state = SinkState::new(settings(max_records, budget, seed));
+    let mut w = World {
+        log: (0..LOG_END).filter(|o| !skips.contains(o)).collect(),
+        store: BTreeMap::new(),
+        consumers: HashMap::new(),
+        inflight: Vec::new(),
+        recoveries: Vec::new(),
+        now: Now {
+            mono_ms: 1,
+            wall_us: 1_763_719_200_000_000,
+        },
+        outside: 0,
+        committed_attempts: BTreeSet::new(),
+        coin: seed,
+    };
+    for p in 0..PARTITIONS {
+        w.assign(&mut state, p);
+    }
+    for op in ops {
+        match op {
+            Op::Deliver(p, n) => w.deliver(&mut state, p, n as usize),
+            Op::DeliverStale(p) => {
+                let c = w.consumers.entry(p).or_default();
+                if c.assigned && c.epoch > 1 {
+                    let r = (record(p, c.position), c.epoch - 1);
+                    let (actions, tally) = state.records([r], w.now).unwrap();
+                    assert!(state.epoch(&tp(p)) == Some(c.epoch - 1) || tally.stale == 1);
+                    w.apply(&mut state, actions);
+                }
+            }
+            Op::Tick(ms) => {
+                w.now.mono_ms += ms as u64;
+                w.now.wall_us += ms as i64 * 1000;
+                let actions = state.tick(w.now, w.outside).unwrap();
+                w.apply(&mut state, actions);
+            }
+            Op::Outside(b) => w.outside = b as u64,
+            Op::Complete(i, o) => w.complete(&mut state, i as usize, o),
+            Op::RunRecoveries => w.run_recoveries(&mut state),
+            Op::Revoke(p, lost, rounds) => w.revoke(&mut state, p, lost, rounds),
+            Op::Assign(p) => w.assign(&mut state, p),
+            Op::ApplySeeks => w.apply_seeks(),
+        }
+    }
+
+    // Drain: everything assigned, the whole log delivered, every landing succeeds.
+    w.outside = 0;
+    for p in 0..PARTITIONS {
+        w.assign(&mut state, p);
+    }
+    for _ in 0..400 {
+        for p in 0..PARTITIONS {
+            w.deliver(&mut state, p, LOG_END as usize);
+        }
+        w.run_recoveries(&mut state);
+        w.apply_seeks();
+        while !w.inflight.is_empty() {
+            w.complete(&mut state, 0, Outcome::Commit);
+        }
+        w.now.mono_ms += 1_000;
+        let actions = state.tick(w.now, 0).unwrap();
+        w.apply(&mut state, actions);
+        let done = (0..PARTITIONS).all(|p| w.tip(p) == LOG_END || w.log.last() < Some(&w.tip(p)));
+        if done && state.unlanded() == 0 && w.inflight.is_empty() {
+            break;
+        }
+    }
+    let actions = state.shutdown(w.now).unwrap();
+    w.apply(&mut state, actions);
+    while !w.inflight.is_empty() {
+        w.complete(&mut state, 0, Outcome::Commit);
+    }
+    assert_eq!(state.unlanded(), 0, "{:?}", state.status());
+    // Every offset of the log is covered by exactly one commit record.
+    for p in 0..PARTITIONS {
+        let covered: Vec<i64> = w
+            .store
+            .range((p, i64::MIN)..=(p, i64::MAX))
+            .flat_map(|(_, r)| {
+                w.log
+                    .iter()
+                    .copied()
+                    .filter(move |&o| o >= r.range.first && o <= r.range.last)
+            })
+            .collect();
+        assert_eq!(
+            covered, w.log,
+            "partition {p}: the commits do not cover the log once"
+        );
+        for s in state.status().iter().filter(|s| s.tp.partition == p) {
+            assert!(!s.paused.any(), "{} left paused: {:?}", s.tp, s.paused);
+            assert!(!w.consumers[&p].paused, "consumer left {p} paused");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #[test]
+    fn commits_tile_the_log_and_nothing_is_lost_landed_twice_or_left_paused(
+        ops in prop::collection::vec(op(), 1..120),
+        skips in prop::collection::btree_set(0i64..LOG_END, 0..12),
+        max_records in 1u64..12,
+        budget in prop_oneof![Just(u64::MAX), 2_000u64..40_000],
+        seed in any::<u64>(),
+    ) {
+        run(ops, skips, max_records, budget, seed);
+    }
+}
+
+#[test]
+fn a_batch_holds_exactly_max_records_and_commits_in_order() {
+    let mut state = SinkState::new(settings(3, u64::MAX, 7));
+    let now = Now::default();
+    let (epoch, _) = state.assign(tp(0), 10);
+    let recs = (10..17).map(|o| (record(0, o), epoch));
+    let (actions, tally) = state.records(recs, now).unwrap();
+    assert_eq!(tally.by_topic, vec![("t".into(), 7, 0)]);
+    let lands: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Land { batch, .. } => Some(batch.offsets),
+            _ => None,
+        })
+        .collect();
+    // One landing at a time: the second batch (13..=15) waits behind the first.
+    assert_eq!(lands, vec![OffsetRange::new(10, 12)]);
+    assert_eq!(state.status()[0].sealed_batches, 2);
+    assert_eq!(state.status()[0].buffered_records, 1);
+}
+
+#[test]
+fn a_failed_landing_pauses_retries_with_the_same_attempt_and_resumes_on_commit() {
+    let mut state = SinkState::new(settings(2, u64::MAX, 7));
+    let (epoch, _) = state.assign(tp(0), 0);
+    let now = Now {
+        mono_ms: 1000,
+        wall_us: 0,
+    };
+    let (actions, _) = state
+        .records([(record(0, 0), epoch), (record(0, 1), epoch)], now)
+        .unwrap();
+    let Some(Action::Land { batch, .. }) = actions
+        .into_iter()
+        .find(|a| matches!(a, Action::Land { .. }))
+    else {
+        panic!("no landing")
+    };
+    let actions = state
+        .landed(&tp(0), epoch, LandingResult::Retryable, now)
+        .unwrap();
+    assert!(matches!(&actions[..], [Action::Pause(_)]));
+    let at = state.retry_at(&tp(0)).unwrap();
+    // 400 ms (the first doubling) times a jitter in [0.5, 1.5).
+    assert!(at >= now.mono_ms + 200 && at < now.mono_ms + 600, "{at}");
+    assert!(state.tick(now, 0).unwrap().is_empty(), "retried too early");
+    let later = Now {
+        mono_ms: at,
+        wall_us: 0,
+    };
+    let actions = state.tick(later, 0).unwrap();
+    let Some(Action::Land { batch: again, .. }) = actions.into_iter().next() else {
+        panic!("not retried")
+    };
+    assert_eq!(again.attempt_id, batch.attempt_id);
+    let m = World::manifest(
+        0,
+        &Record {
+            range: batch.offsets,
+            attempt: batch.attempt_id.clone(),
+        },
+    );
+    let actions = state
+        .landed(
+            &tp(0),
+            epoch,
+            LandingResult::Landed(Landed::Committed(Box::new(m))),
+            later,
+        )
+        .unwrap();
+    assert!(actions.iter().any(|a| matches!(a, Action::Resume(_))));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::CommitHint { offset: 2, .. })));
+    assert_eq!(state.status()[0].durable_next, 2);
+}
+
+#[test]
+fn a_permanent_failure_names_the_batch() {
+    let mut state = SinkState::new(settings(1, u64::MAX, 7));
+    let (epoch, _) = state.assign(tp(0), 5);
+    state
+        .records([(record(0, 5), epoch)], Now::default())
+        .unwrap();
+    let err = state
+        .landed(&tp(0), epoch, LandingResult::Permanent, Now::default())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t[0]: landing the batch at offsets 5..=5 failed and cannot be retried"
+    );
+}
