@@ -301,8 +301,7 @@ async fn store_faults_pause_retry_and_lose_nothing() {
             // Per request; a landing makes four or five, so about a third of landings fail.
             fail_before: 0.05,
             fail_after: 0.04,
-            delay_rate: 0.0,
-            delay: Duration::ZERO,
+            ..Default::default()
         },
         42,
     ));
@@ -431,4 +430,38 @@ async fn a_lost_race_recovers_from_the_store_and_seeks() {
     assert_exact(&stores, &BTreeMap::from([(0, 0..200)])).await;
     let ms = manifests(&stores.markers, "scripted").await;
     assert_eq!(ms[0].writer_id, "other-writer");
+}
+
+/// S3 answers two writers racing for one create-only key with 409 ConditionalRequestConflict
+/// (object_store: `AlreadyExists`) while the winner's put is still in flight, so the record
+/// cannot be read yet. That is a race to retry, not a corrupt store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_create_is_retried_not_fatal() {
+    let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let faulty = Arc::new(FaultyStore::new(
+        memory.clone(),
+        FaultConfig {
+            conflict_on_create: 0.3,
+            ..Default::default()
+        },
+        7,
+    ));
+    let mut s = Script::start(
+        config("max_records = 20\nmax_age_ms = 60000"),
+        memory_stores(faulty.clone()),
+        memory_stores(memory),
+    );
+    let starts = s.assign(&[0, 1]).await;
+    for p in 0..2 {
+        s.deliver(p, starts[&p].epoch, 0..200).await;
+    }
+    s.await_landed(&BTreeMap::from([(0, 200), (1, 200)])).await;
+    let (_, view) = s.stop().await;
+    let conflicts = faulty
+        .counts
+        .conflicts
+        .load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("injected {conflicts} create conflicts");
+    assert!(conflicts > 0);
+    assert_exact(&view, &BTreeMap::from([(0, 0..200), (1, 0..200)])).await;
 }

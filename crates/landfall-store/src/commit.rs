@@ -17,14 +17,12 @@ pub async fn commit_record(
     match io::create(markers, commit_key, Bytes::from(manifest.to_json())).await? {
         Created::Yes => Ok(Landed::Committed(Box::new(manifest.clone()))),
         Created::AlreadyExists => {
+            // Not readable yet: the other writer's create is still in flight (S3 answers 409).
             let existing =
                 read_manifest(markers, commit_key)
                     .await?
-                    .ok_or_else(|| StoreError::Corrupt {
+                    .ok_or_else(|| StoreError::Conflict {
                         url: markers.url_of(&markers.path(commit_key)),
-                        message:
-                            "create-only put said the commit record exists, but it cannot be read"
-                                .into(),
                     })?;
             if existing.attempt_id == manifest.attempt_id {
                 Ok(Landed::Committed(Box::new(existing)))

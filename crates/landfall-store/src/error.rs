@@ -13,6 +13,11 @@ pub enum StoreError {
     Open { url: String, message: String },
     #[error("{url}: {message}")]
     Corrupt { url: String, message: String },
+    /// A create-only put was refused because another writer's put of the same key is in flight
+    /// (S3 409 `ConditionalRequestConflict`, which object_store reports as `AlreadyExists`), so
+    /// the object cannot be read yet. Two writers racing: retry, and one of them will win.
+    #[error("create {url}: another writer is creating it at the same moment (conflict); retrying")]
+    Conflict { url: String },
 }
 
 /// Store errors can carry a multi-line XML body; an operator's log line should stay one line.
@@ -45,6 +50,7 @@ impl StoreError {
         match self {
             StoreError::Object { source, .. } => classify(source),
             StoreError::Open { .. } | StoreError::Corrupt { .. } => ErrorClass::Permanent,
+            StoreError::Conflict { .. } => ErrorClass::Transient,
         }
     }
 
@@ -68,6 +74,7 @@ impl StoreError {
             },
             StoreError::Open { .. } => "invalid store configuration",
             StoreError::Corrupt { .. } => "unexpected object content",
+            StoreError::Conflict { .. } => "concurrent create-only writes (retried)",
         }
     }
 }

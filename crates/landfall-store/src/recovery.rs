@@ -185,14 +185,14 @@ async fn ensure_genesis(
     let bytes = Bytes::from(serde_json::to_vec_pretty(&g).expect("serializes"));
     match io::create(markers, &key, bytes).await? {
         Created::Yes => Ok(g),
-        // Another worker chose first; its choice wins.
+        // Another worker chose first; its choice wins. Not readable yet: its create is still in
+        // flight (replicas starting together on an empty store; S3 answers 409).
         Created::AlreadyExists => {
             parse(
                 io::get(markers, &key)
                     .await?
-                    .ok_or_else(|| StoreError::Corrupt {
+                    .ok_or_else(|| StoreError::Conflict {
                         url: markers.url_of(&markers.path(&key)),
-                        message: "genesis record exists but cannot be read".into(),
                     })?,
             )
         }

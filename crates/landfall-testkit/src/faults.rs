@@ -17,7 +17,7 @@ use object_store::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FaultConfig {
     /// Chance a request fails before reaching the store.
     pub fail_before: f64,
@@ -26,10 +26,15 @@ pub struct FaultConfig {
     /// Chance a request is delayed by `delay`.
     pub delay_rate: f64,
     pub delay: Duration,
+    /// Chance a create-only put is answered the way S3 answers two writers racing on one key
+    /// (409 `ConditionalRequestConflict`, which object_store reports as `AlreadyExists`) while
+    /// the object is not there yet: the other writer's put is still in flight.
+    pub conflict_on_create: f64,
 }
 
 #[derive(Debug, Default)]
 pub struct FaultCounts {
+    pub conflicts: AtomicU64,
     pub failed_before: AtomicU64,
     pub failed_after: AtomicU64,
     pub delayed: AtomicU64,
@@ -118,6 +123,15 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.before("put").await?;
+        if matches!(opts.mode, object_store::PutMode::Create)
+            && self.roll(self.cfg.conflict_on_create)
+        {
+            self.counts.conflicts.fetch_add(1, Ordering::Relaxed);
+            return Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "injected fault: 409 ConditionalRequestConflict".into(),
+            });
+        }
         let r = self.inner.put_opts(location, payload, opts).await;
         self.after("put", r)
     }

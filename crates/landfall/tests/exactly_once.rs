@@ -462,6 +462,7 @@ async fn store_faults_lose_and_duplicate_nothing() {
         fail_after: 0.10,
         delay_rate: 0.05,
         delay: Duration::from_millis(1500),
+        ..Default::default()
     };
     let wrap = |loc: &Location, seed: u64| -> (Location, Arc<FaultyStore>) {
         let f = Arc::new(FaultyStore::new(loc.store.clone(), faults, seed));
