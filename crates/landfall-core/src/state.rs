@@ -39,12 +39,16 @@ pub struct Now {
 }
 
 /// Where a partition that has never been committed starts: the genesis offset every later
-/// worker agrees on. `watermarks` are the topic's (low, high) when it was assigned.
-pub fn initial_offset(start_from: StartFrom, watermarks: Option<(i64, i64)>) -> i64 {
+/// worker agrees on. `watermarks` are the topic's (low, high) when it was assigned. `None` when it
+/// cannot be decided: `latest` without the high watermark would otherwise become offset 0 and
+/// land the whole history the user asked to skip. `earliest` without watermarks starts at 0;
+/// if retention removed the start, the consumer reports it as out of range.
+pub fn initial_offset(start_from: StartFrom, watermarks: Option<(i64, i64)>) -> Option<i64> {
     match (start_from, watermarks) {
-        (StartFrom::Earliest, Some((low, _))) => low.max(0),
-        (StartFrom::Latest, Some((_, high))) => high.max(0),
-        (_, None) => 0,
+        (StartFrom::Earliest, Some((low, _))) => Some(low.max(0)),
+        (StartFrom::Earliest, None) => Some(0),
+        (StartFrom::Latest, Some((_, high))) => Some(high.max(0)),
+        (StartFrom::Latest, None) => None,
     }
 }
 

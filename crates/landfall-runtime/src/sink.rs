@@ -352,7 +352,7 @@ impl Sink {
                         let hint = Some(Hint {
                             committed_offset: hint_next,
                         });
-                        let r = recovery.run(tp.clone(), hint, hint_next).await;
+                        let r = recovery.run(tp.clone(), hint, Some(hint_next)).await;
                         (tp, epoch, r)
                     });
                 }
@@ -615,7 +615,7 @@ impl Recovery {
         &self,
         tp: TopicPartition,
         hint: Option<Hint>,
-        initial: i64,
+        initial: Option<i64>,
     ) -> Result<Recovered, SinkError> {
         let started = Instant::now();
         let mut failures: u32 = 0;

@@ -32,12 +32,17 @@ const TOPIC: &str = "orders";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config(flush: &str) -> SinkConfig {
+    config_with(flush, "")
+}
+
+fn config_with(flush: &str, kafka: &str) -> SinkConfig {
     let text = format!(
         r#"name = "scripted"
 topics = ["{TOPIC}"]
 
 [kafka]
 bootstrap_servers = "127.0.0.1:1"
+{kafka}
 
 [flush]
 {flush}
@@ -116,13 +121,21 @@ impl Script {
     /// Assign partitions (no group offset, watermarks 0..high) and return where the sink
     /// says each starts.
     async fn assign(&mut self, partitions: &[i32]) -> BTreeMap<i32, StartAt> {
+        self.assign_with(partitions, Some((0, 1_000_000))).await
+    }
+
+    async fn assign_with(
+        &mut self,
+        partitions: &[i32],
+        watermarks: Option<(i64, i64)>,
+    ) -> BTreeMap<i32, StartAt> {
         let (reply, answer) = std_mpsc::sync_channel(1);
         let partitions = partitions
             .iter()
             .map(|&p| Assigned {
                 tp: TopicPartition::new(TOPIC, p),
                 committed: None,
-                watermarks: Some((0, 1_000_000)),
+                watermarks,
             })
             .collect();
         self.events
@@ -464,4 +477,33 @@ async fn a_conflicting_create_is_retried_not_fatal() {
     eprintln!("injected {conflicts} create conflicts");
     assert!(conflicts > 0);
     assert_exact(&view, &BTreeMap::from([(0, 0..200), (1, 0..200)])).await;
+}
+
+/// `start_from = "latest"` needs the high watermark to place a partition's first commit. When
+/// the broker did not give it, starting at offset 0 would land the whole topic history the user
+/// asked to skip: the sink refuses to guess and stops, naming the partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_without_a_watermark_does_not_start_at_zero() {
+    let stores = memory_stores(Arc::new(InMemory::new()));
+    let mut s = Script::start(
+        config_with("max_records = 10", "start_from = \"latest\""),
+        stores.clone(),
+        stores,
+    );
+    let starts = s.assign_with(&[0], None).await;
+    assert!(
+        starts.values().all(|s| s.offset != 0),
+        "started at 0 without knowing where the topic ends: {starts:?}"
+    );
+    let err = tokio::time::timeout(WAIT, &mut s.sink)
+        .await
+        .expect("the sink stops")
+        .unwrap()
+        .expect_err("no start position is an error");
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert!(
+        msg.contains("orders[0]") && msg.contains("high watermark"),
+        "{msg}"
+    );
 }

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// the object cannot be read yet. Two writers racing: retry, and one of them will win.
     #[error("create {url}: another writer is creating it at the same moment (conflict); retrying")]
     Conflict { url: String },
+    /// A partition was never landed and where it starts could not be decided.
+    #[error("{what} was never landed and its start cannot be decided: `start_from = \"latest\"` needs the partition's high watermark, which the broker did not give (no genesis record at {url})")]
+    NoStart { url: String, what: String },
 }
 
 /// Store errors can carry a multi-line XML body; an operator's log line should stay one line.
@@ -51,6 +54,7 @@ impl StoreError {
             StoreError::Object { source, .. } => classify(source),
             StoreError::Open { .. } | StoreError::Corrupt { .. } => ErrorClass::Permanent,
             StoreError::Conflict { .. } => ErrorClass::Transient,
+            StoreError::NoStart { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -75,6 +79,7 @@ impl StoreError {
             StoreError::Open { .. } => "invalid store configuration",
             StoreError::Corrupt { .. } => "unexpected object content",
             StoreError::Conflict { .. } => "concurrent create-only writes (retried)",
+            StoreError::NoStart { .. } => "is the broker answering ListOffsets?",
         }
     }
 }

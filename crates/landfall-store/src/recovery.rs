@@ -55,7 +55,9 @@ pub struct Recovered {
 /// Where a never-committed partition starts, and who decided it (for its genesis record).
 #[derive(Debug, Clone, Copy)]
 pub struct IfNew<'a> {
-    pub offset: i64,
+    /// `None`: the start could not be decided (the broker gave no watermarks); recovering a
+    /// partition that has no genesis record yet is then an error rather than a guess.
+    pub offset: Option<i64>,
     pub writer_id: &'a str,
     pub now_rfc3339: &'a str,
 }
@@ -173,12 +175,18 @@ async fn ensure_genesis(
     if let Some(b) = io::get(markers, &key).await? {
         return parse(b);
     }
+    let Some(first_offset) = if_new.offset else {
+        return Err(StoreError::NoStart {
+            url: markers.url_of(&markers.path(&key)),
+            what: format!("{topic}[{partition}]"),
+        });
+    };
     let g = Genesis {
         format_version: FORMAT_VERSION,
         sink: sink.into(),
         topic: topic.into(),
         partition,
-        first_offset: if_new.offset,
+        first_offset,
         writer_id: if_new.writer_id.into(),
         created_at: if_new.now_rfc3339.into(),
     };

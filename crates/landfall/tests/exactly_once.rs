@@ -319,7 +319,7 @@ async fn zombie_commit_is_refused() {
         0,
         None,
         IfNew {
-            offset: 0,
+            offset: Some(0),
             writer_id: "zombie",
             now_rfc3339: "now",
         },
@@ -709,7 +709,7 @@ async fn recovery_reads_hint_not_history() {
         0,
         Some(hint),
         IfNew {
-            offset: 0,
+            offset: Some(0),
             writer_id: "w",
             now_rfc3339: "now",
         },
@@ -728,7 +728,7 @@ async fn recovery_reads_hint_not_history() {
         0,
         None,
         IfNew {
-            offset: 0,
+            offset: Some(0),
             writer_id: "w",
             now_rfc3339: "now",
         },
