@@ -123,8 +123,16 @@ impl SealedBatch {
         self.files.iter().map(|f| f.rows).sum()
     }
 
+    /// Bytes of the Parquet files.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes.len() as u64).sum()
+    }
+
+    /// Bytes the batch holds in memory until it lands: its files, its rejected records, and
+    /// their dead-letter lines (base64, 4/3 of the raw bytes) while that file uploads.
+    pub fn memory_bytes(&self) -> u64 {
+        let rejected: u64 = self.rejected.iter().map(|r| r.record.size_bytes()).sum();
+        self.bytes() + rejected + rejected * 4 / 3
     }
 }
 
@@ -174,6 +182,8 @@ pub struct PartitionBuffer {
     open: BTreeMap<String, OpenFile>,
     done: Vec<EncodedFile>,
     rejected: Vec<Rejected>,
+    /// Bytes of `rejected`: held until the batch lands, so they count against the budget.
+    rejected_bytes: u64,
     records: u64,
     opened_at_ms: Option<u64>,
     event_time_us: Option<(i64, i64)>,
@@ -193,6 +203,7 @@ impl PartitionBuffer {
             open: BTreeMap::new(),
             done: Vec::new(),
             rejected: Vec::new(),
+            rejected_bytes: 0,
             records: 0,
             opened_at_ms: None,
             event_time_us: None,
@@ -248,6 +259,7 @@ impl PartitionBuffer {
     /// Bytes held in memory, for the sink's budget.
     pub fn memory_bytes(&self) -> u64 {
         self.pending_bytes
+            + self.rejected_bytes
             + self.open.values().map(OpenFile::memory_bytes).sum::<u64>()
             + self.done.iter().map(|f| f.bytes.len() as u64).sum::<u64>()
     }
@@ -270,6 +282,11 @@ impl PartitionBuffer {
                 });
             }
         }
+        self.rejected_bytes += decoded
+            .rejected
+            .iter()
+            .map(|r| r.record.size_bytes())
+            .sum::<u64>();
         self.rejected.extend(decoded.rejected);
         if decoded.batch.num_rows() == 0 {
             return Ok(());
@@ -452,6 +469,7 @@ impl PartitionBuffer {
 
     fn reset(&mut self) {
         self.records = 0;
+        self.rejected_bytes = 0;
         self.opened_at_ms = None;
         self.next_seq = 0;
     }
@@ -557,6 +575,28 @@ mod tests {
             .seal(&f, FlushReason::Age, OffsetRange::new(10, 10), "a", 0)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn dead_lettered_records_count_against_the_budget() {
+        let f = fmt(10, false);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
+        for o in 0..10 {
+            // Not JSON: every one of them is dead-lettered, and kept until the batch lands.
+            b.push(rec(o, 0, "x".repeat(10_000)), 0);
+        }
+        b.encode_pending(&f, 0).unwrap();
+        assert!(
+            b.memory_bytes() >= 100_000,
+            "10 x 10 kB rejected records held, counted {}",
+            b.memory_bytes()
+        );
+        let s = b
+            .seal(&f, FlushReason::Age, OffsetRange::new(0, 9), "a", 0)
+            .unwrap()
+            .unwrap();
+        // Held as records, and again as base64 JSON lines while the dead-letter file uploads.
+        assert!(s.memory_bytes() >= 100_000 * 7 / 3, "{}", s.memory_bytes());
     }
 
     #[test]

@@ -180,7 +180,10 @@ impl Partition {
     }
 
     fn sealed_bytes(&self) -> u64 {
-        self.ledger.sealed().map(|s| s.payload.batch.bytes()).sum()
+        self.ledger
+            .sealed()
+            .map(|s| s.payload.batch.memory_bytes())
+            .sum()
     }
 
     /// Has something not yet committed (records buffered or batches sealed).
