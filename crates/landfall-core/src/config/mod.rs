@@ -1,0 +1,94 @@
+//! Sink configuration: one TOML file per sink, parsed strictly and validated once.
+//!
+//! Each concern has its own room:
+//!
+//! - `raw.rs`: the file model serde fills in (`deny_unknown_fields`; what the TOML says).
+//! - [`defaults`]: the value of every optional key.
+//! - `env.rs`: `${ENV}` substitution.
+//! - `validate.rs`: one function per section, raw model in, validated model or problems out.
+//! - `model.rs`: the validated model ([`SinkConfig`] and its sections) the rest of Landfall uses.
+//! - `problem.rs`: [`ConfigProblem`] and [`ConfigErrors`], each problem with file, line and hint.
+//!
+//! [`SinkConfig::load`] turns a file into a validated [`SinkConfig`] or a list of every
+//! [`ConfigProblem`] found, so `landfall validate` can report all of them in one go.
+
+use std::path::{Path, PathBuf};
+
+pub mod defaults;
+mod env;
+mod model;
+mod problem;
+mod raw;
+mod validate;
+
+pub use env::substitute_env;
+pub use model::*;
+pub use problem::{line_of, ConfigErrors, ConfigProblem};
+
+use problem::line_from_offset;
+use raw::RawSink;
+
+impl SinkConfig {
+    /// Read, substitute `${ENV}`, parse and validate one sink file.
+    pub fn load(path: &Path) -> Result<SinkConfig, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+                hint: None,
+            }])
+        })?;
+        Self::from_toml(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse and validate TOML text; `file` is only used in problem reports.
+    pub fn from_toml(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SinkConfig, ConfigErrors> {
+        let text = substitute_env(text, file, env).map_err(ConfigErrors)?;
+        let raw: RawSink = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| line_from_offset(&text, s.start));
+            let message = e.message().to_string();
+            let hint = if message.contains("unknown field") {
+                Some("see docs/configuration.md for every key".to_string())
+            } else if message.contains("missing field") {
+                Some("this key is required".to_string())
+            } else {
+                None
+            };
+            ConfigErrors(vec![ConfigProblem {
+                file: file.to_path_buf(),
+                line,
+                key: String::new(),
+                message,
+                hint,
+            }])
+        })?;
+        validate::validate(raw, &text, file)
+    }
+}
+
+/// Append a path segment to a URL prefix without doubling slashes.
+pub fn join_url(base: &url::Url, segment: &str) -> url::Url {
+    let mut u = base.clone();
+    let path = format!("{}/{}", u.path().trim_end_matches('/'), segment);
+    u.set_path(&path);
+    u
+}
+
+/// Load every `*.toml` in a directory, sorted by name.
+pub fn config_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

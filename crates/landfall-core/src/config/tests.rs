@@ -1,0 +1,114 @@
+//! Whole-file tests: TOML text in, validated config or problems out.
+
+use super::*;
+
+const GOOD: &str = r#"
+name = "orders"
+topics = ["orders"]
+
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+
+[format]
+type = "json"
+fields = [
+  { name = "id", type = "int64", nullable = false },
+  { name = "ts", type = "timestamp" },
+  { name = "amount", type = "decimal(18,2)" },
+]
+
+[partitioning]
+event_time_field = "ts"
+
+[store]
+url = "s3://lake/raw"
+
+[marker]
+prefix = "s3://lake/_landfall"
+"#;
+
+fn parse(text: &str) -> Result<SinkConfig, ConfigErrors> {
+    SinkConfig::from_toml(text, Path::new("orders.toml"), &|name| match name {
+        "PASSWORD" => Some("s3cret".into()),
+        _ => None,
+    })
+}
+
+#[test]
+fn good_config_gets_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.kafka.group_id, "landfall-orders");
+    assert_eq!(c.flush.max_file_bytes, 128 * 1024 * 1024);
+    assert_eq!(c.parquet.compression, Compression::Zstd(3));
+    assert_eq!(
+        c.errors.dead_letter_url.as_str(),
+        "s3://lake/_landfall/_dead_letter"
+    );
+    assert!(matches!(c.format, FormatConfig::JsonDeclared(ref f) if f.len() == 3));
+}
+
+#[test]
+fn unknown_key_names_the_line() {
+    let text = GOOD
+        .replace("[flush]", "")
+        .replace("[store]\n", "[store]\nbucket_name = \"x\"\n");
+    let err = parse(&text).unwrap_err();
+    let p = &err.0[0];
+    assert!(p.message.contains("unknown field `bucket_name`"), "{p}");
+    assert_eq!(
+        p.line,
+        Some(line_of(&text, "store", "bucket_name").unwrap())
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported() {
+    let text = GOOD
+        .replace("\"s3://lake/raw\"", "\"ftp://lake/raw\"")
+        .replace(
+            "[partitioning]\nevent_time_field = \"ts\"",
+            "[partitioning]\nevent_time_field = \"id\"\ntimezone = \"Mars/Base\"",
+        )
+        + "\n[flush]\nmax_records = 0\n";
+    let err = parse(&text).unwrap_err();
+    let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "partitioning.timezone",
+            "partitioning.event_time_field",
+            "flush.max_records",
+            "store.url"
+        ],
+        "{err}"
+    );
+    let store = err.0.iter().find(|p| p.key == "store.url").unwrap();
+    assert_eq!(store.line, line_of(&text, "store", "url"));
+    assert!(store.to_string().starts_with("orders.toml:"), "{store}");
+}
+
+#[test]
+fn env_substitution_and_missing_variables() {
+    let text = GOOD.replace(
+        "[store]\n",
+        "[store]\noptions = { secret_access_key = \"${PASSWORD}\", token = \"${NOPE}\" }\n",
+    );
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert!(err.0[0].message.contains("`NOPE` is not set"));
+    let ok = parse(&text.replace(", token = \"${NOPE}\"", "")).unwrap();
+    assert_eq!(ok.store.options["secret_access_key"], "s3cret");
+    let escaped = substitute_env("a = \"$${HOME}\"", Path::new("x"), &|_| None).unwrap();
+    assert!(substitute_env("# uses ${UNSET}\n", Path::new("x"), &|_| None).is_ok());
+    assert_eq!(escaped, "a = \"${HOME}\"");
+}
+
+#[test]
+fn reserved_kafka_options_are_refused() {
+    let text = GOOD.replace(
+        "bootstrap_servers = \"127.0.0.1:9092\"",
+        "bootstrap_servers = \"127.0.0.1:9092\"\noptions = { \"enable.auto.commit\" = \"true\" }",
+    );
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.0[0].key, "kafka.options.enable.auto.commit");
+}
