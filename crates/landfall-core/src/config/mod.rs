@@ -4,6 +4,7 @@
 //!
 //! - `raw.rs`: the file model serde fills in (`deny_unknown_fields`; what the TOML says).
 //! - [`defaults`]: the value of every optional key.
+//! - `document.rs`: the parsed TOML with its spans; the line of every key comes from here.
 //! - `env.rs`: `${ENV}` substitution.
 //! - `validate.rs`: one function per section, raw model in, validated model or problems out.
 //! - `model.rs`: the validated model ([`SinkConfig`] and its sections) the rest of Landfall uses.
@@ -15,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod defaults;
+mod document;
 mod env;
 mod model;
 mod problem;
@@ -23,10 +25,9 @@ mod validate;
 
 pub use env::substitute_env;
 pub use model::*;
-pub use problem::{line_of, ConfigErrors, ConfigProblem};
+pub use problem::{ConfigErrors, ConfigProblem};
 
-use problem::line_from_offset;
-use raw::RawSink;
+use document::Document;
 
 impl SinkConfig {
     /// Read, substitute `${ENV}`, parse and validate one sink file.
@@ -50,25 +51,10 @@ impl SinkConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<SinkConfig, ConfigErrors> {
         let text = substitute_env(text, file, env).map_err(ConfigErrors)?;
-        let raw: RawSink = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| line_from_offset(&text, s.start));
-            let message = e.message().to_string();
-            let hint = if message.contains("unknown field") {
-                Some("see docs/configuration.md for every key".to_string())
-            } else if message.contains("missing field") {
-                Some("this key is required".to_string())
-            } else {
-                None
-            };
-            ConfigErrors(vec![ConfigProblem {
-                file: file.to_path_buf(),
-                line,
-                key: String::new(),
-                message,
-                hint,
-            }])
-        })?;
-        validate::validate(raw, &text, file)
+        let one = |p| ConfigErrors(vec![p]);
+        let doc = Document::parse(&text, file).map_err(one)?;
+        let raw = doc.raw(file).map_err(one)?;
+        validate::validate(raw, &doc, file)
     }
 }
 

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::document::Document;
+
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -47,64 +49,37 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Find the line of `key` inside table `table` (dotted, "" for the root) in TOML source.
-/// Used to point validation problems at a line; a best effort that falls back to the table header.
-pub fn line_of(source: &str, table: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    let mut table_line = None;
-    for (i, raw) in source.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('[') && !line.starts_with("[[") {
-            current = line
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_string();
-            if current == table {
-                table_line = Some(i + 1);
+/// A key path as problems show it: `kafka.options.group.id`, `format.fields[2].type`.
+pub(super) fn dotted<S: AsRef<str>>(path: &[S]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        let segment = segment.as_ref();
+        if segment.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
             }
-            continue;
-        }
-        if current == table {
-            if let Some((k, _)) = line.split_once('=') {
-                let k = k.trim().trim_matches('"');
-                if k == key {
-                    return Some(i + 1);
-                }
-            }
+            out.push_str(segment);
         }
     }
-    table_line
+    out
 }
 
-pub(super) fn line_from_offset(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())].matches('\n').count() + 1
-}
-
-/// Collects the problems of one file while validation runs.
+/// Collects the problems of one file while validation runs, each pointed at its key's line.
 pub(super) struct Problems<'a> {
     pub(super) file: &'a Path,
-    pub(super) source: &'a str,
+    pub(super) doc: &'a Document<'a>,
     pub(super) list: Vec<ConfigProblem>,
 }
 
 impl Problems<'_> {
-    pub(super) fn add(
-        &mut self,
-        table: &str,
-        key: &str,
-        message: impl Into<String>,
-        hint: Option<&str>,
-    ) {
-        let dotted = if table.is_empty() {
-            key.to_string()
-        } else {
-            format!("{table}.{key}")
-        };
+    /// A problem with the key at `path` (array elements by index: `["format", "fields", "2"]`).
+    pub(super) fn add(&mut self, path: &[&str], message: impl Into<String>, hint: Option<&str>) {
         self.list.push(ConfigProblem {
             file: self.file.to_path_buf(),
-            line: line_of(self.source, table, key),
-            key: dotted,
+            line: self.doc.line(path),
+            key: dotted(path),
             message: message.into(),
             hint: hint.map(String::from),
         });

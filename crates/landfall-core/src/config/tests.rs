@@ -55,10 +55,7 @@ fn unknown_key_names_the_line() {
     let err = parse(&text).unwrap_err();
     let p = &err.0[0];
     assert!(p.message.contains("unknown field `bucket_name`"), "{p}");
-    assert_eq!(
-        p.line,
-        Some(line_of(&text, "store", "bucket_name").unwrap())
-    );
+    assert_eq!(p.line, Some(line_with(&text, "bucket_name")));
 }
 
 #[test]
@@ -83,7 +80,7 @@ fn every_semantic_problem_is_reported() {
         "{err}"
     );
     let store = err.0.iter().find(|p| p.key == "store.url").unwrap();
-    assert_eq!(store.line, line_of(&text, "store", "url"));
+    assert_eq!(store.line, Some(line_with(&text, "url = ")));
     assert!(store.to_string().starts_with("orders.toml:"), "{store}");
 }
 
@@ -111,4 +108,42 @@ fn reserved_kafka_options_are_refused() {
     );
     let err = parse(&text).unwrap_err();
     assert_eq!(err.0[0].key, "kafka.options.enable.auto.commit");
+}
+
+/// 1-based line of the first line of `text` containing `needle` (the test's oracle).
+fn line_with(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn lines_point_at_keys_in_inline_tables_arrays_and_dotted_keys() {
+    let text = GOOD
+        .replace(
+            "bootstrap_servers = \"127.0.0.1:9092\"",
+            "bootstrap_servers = \"127.0.0.1:9092\"\noptions = {\n  \"client.id\" = \"x\",\n  \"group.id\" = \"mine\" }",
+        )
+        .replace("type = \"decimal(18,2)\"", "type = \"decimal(99,2)\"")
+        .replace("[store]\nurl = \"s3://lake/raw\"\n", "")
+        // A dotted key at the root, before the first table header.
+        .replace(
+            "topics = [\"orders\"]\n",
+            "topics = [\"orders\"]\nstore.url = \"ftp://lake/raw\"\n",
+        );
+    let err = parse(&text).unwrap_err();
+    let line = |key: &str| {
+        err.0
+            .iter()
+            .find(|p| p.key.starts_with(key))
+            .unwrap_or_else(|| panic!("no problem for {key}: {err}"))
+            .line
+    };
+    assert_eq!(
+        line("kafka.options"),
+        Some(line_with(&text, "\"group.id\""))
+    );
+    assert_eq!(
+        line("format.fields"),
+        Some(line_with(&text, "decimal(99,2)"))
+    );
+    assert_eq!(line("store.url"), Some(line_with(&text, "store.url =")));
 }

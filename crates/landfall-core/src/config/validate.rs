@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::document::Document;
 use super::problem::Problems;
 use super::raw::{
     RawErrors, RawFlush, RawFormat, RawKafka, RawMarker, RawParquet, RawPartitioning, RawRuntime,
@@ -17,12 +18,12 @@ use crate::schema::{parse_field_type, DeclaredField};
 /// The whole file: every section, then the assembled config if nothing was wrong.
 pub(super) fn validate(
     raw: RawSink,
-    source: &str,
+    doc: &Document<'_>,
     file: &Path,
 ) -> Result<SinkConfig, ConfigErrors> {
     let mut p = Problems {
         file,
-        source,
+        doc,
         list: Vec::new(),
     };
     let topics = validate_root(&raw, &mut p);
@@ -63,12 +64,12 @@ fn is_valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
-fn parse_store_url(p: &mut Problems<'_>, table: &str, key: &str, raw: &str) -> Option<url::Url> {
+fn parse_store_url(p: &mut Problems<'_>, path: &[&str], raw: &str) -> Option<url::Url> {
     let hint = Some("use s3://bucket/prefix, gs://bucket/prefix or file:///absolute/path");
     match url::Url::parse(raw) {
         Ok(u) if matches!(u.scheme(), "s3" | "gs" | "file") => {
             if u.scheme() != "file" && u.host_str().unwrap_or("").is_empty() {
-                p.add(table, key, format!("`{raw}` names no bucket"), hint);
+                p.add(path, format!("`{raw}` names no bucket"), hint);
                 None
             } else {
                 Some(u)
@@ -76,15 +77,14 @@ fn parse_store_url(p: &mut Problems<'_>, table: &str, key: &str, raw: &str) -> O
         }
         Ok(u) => {
             p.add(
-                table,
-                key,
+                path,
                 format!("unsupported scheme `{}` in `{raw}`", u.scheme()),
                 hint,
             );
             None
         }
         Err(e) => {
-            p.add(table, key, format!("`{raw}` is not a URL: {e}"), hint);
+            p.add(path, format!("`{raw}` is not a URL: {e}"), hint);
             None
         }
     }
@@ -94,19 +94,17 @@ fn parse_store_url(p: &mut Problems<'_>, table: &str, key: &str, raw: &str) -> O
 fn validate_root(raw: &RawSink, p: &mut Problems<'_>) -> TopicSelection {
     if !is_valid_name(&raw.name) {
         p.add(
-            "",
-            "name",
+            &["name"],
             format!("`{}` is not a valid sink name", raw.name),
             Some("letters, digits, `-`, `_` and `.`; it appears in object keys and metrics"),
         );
     }
     match (raw.topics.is_empty(), &raw.topics_regex) {
         (false, None) => {
-            for t in &raw.topics {
+            for (i, t) in raw.topics.iter().enumerate() {
                 if !is_valid_name(t) {
                     p.add(
-                        "",
-                        "topics",
+                        &["topics", &i.to_string()],
                         format!("`{t}` is not a valid Kafka topic name"),
                         None,
                     );
@@ -117,8 +115,7 @@ fn validate_root(raw: &RawSink, p: &mut Problems<'_>) -> TopicSelection {
         (true, Some(re)) => {
             if let Err(e) = regex::Regex::new(re) {
                 p.add(
-                    "",
-                    "topics_regex",
+                    &["topics_regex"],
                     format!("invalid regular expression: {e}"),
                     None,
                 );
@@ -133,8 +130,7 @@ fn validate_root(raw: &RawSink, p: &mut Problems<'_>) -> TopicSelection {
         }
         (false, Some(_)) => {
             p.add(
-                "",
-                "topics_regex",
+                &["topics_regex"],
                 "set either `topics` or `topics_regex`, not both",
                 None,
             );
@@ -142,8 +138,7 @@ fn validate_root(raw: &RawSink, p: &mut Problems<'_>) -> TopicSelection {
         }
         (true, None) => {
             p.add(
-                "",
-                "topics",
+                &["topics"],
                 "no topics to consume",
                 Some("set `topics = [\"name\"]` or `topics_regex = \"^prefix\\\\..*\"`"),
             );
@@ -155,8 +150,7 @@ fn validate_root(raw: &RawSink, p: &mut Problems<'_>) -> TopicSelection {
 fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConfig {
     if raw.bootstrap_servers.trim().is_empty() {
         p.add(
-            "kafka",
-            "bootstrap_servers",
+            &["kafka", "bootstrap_servers"],
             "is empty",
             Some("host:port[,host:port]"),
         );
@@ -166,8 +160,7 @@ fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConf
         "latest" => StartFrom::Latest,
         other => {
             p.add(
-                "kafka",
-                "start_from",
+                &["kafka", "start_from"],
                 format!("unknown value `{other}`"),
                 Some("earliest | latest"),
             );
@@ -183,8 +176,7 @@ fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConf
     ] {
         if raw.options.contains_key(reserved) {
             p.add(
-                "kafka.options",
-                reserved,
+                &["kafka", "options", reserved],
                 "is managed by landfall and cannot be overridden",
                 Some("use kafka.group_id / kafka.bootstrap_servers; offsets are managed by the commit protocol"),
             );
@@ -204,18 +196,13 @@ fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConf
 
 fn validate_format(raw: &RawFormat, p: &mut Problems<'_>) -> (FormatConfig, Vec<MetadataColumn>) {
     let mut metadata_columns = Vec::new();
-    for name in &raw.metadata_columns {
+    for (i, name) in raw.metadata_columns.iter().enumerate() {
+        let path = ["format", "metadata_columns", &i.to_string()];
         match MetadataColumn::ALL.iter().find(|c| c.config_name() == name) {
             Some(c) if !metadata_columns.contains(c) => metadata_columns.push(*c),
-            Some(_) => p.add(
-                "format",
-                "metadata_columns",
-                format!("`{name}` listed twice"),
-                None,
-            ),
+            Some(_) => p.add(&path, format!("`{name}` listed twice"), None),
             None => p.add(
-                "format",
-                "metadata_columns",
+                &path,
                 format!("unknown metadata column `{name}`"),
                 Some("topic, partition, offset, timestamp, key, headers"),
             ),
@@ -227,29 +214,27 @@ fn validate_format(raw: &RawFormat, p: &mut Problems<'_>) -> (FormatConfig, Vec<
             let mut declared = Vec::new();
             if fields.is_empty() {
                 p.add(
-                    "format",
-                    "fields",
+                    &["format", "fields"],
                     "declares no fields",
                     Some("remove `fields` to infer the schema"),
                 );
             }
-            for f in fields {
+            for (i, f) in fields.iter().enumerate() {
+                let i = i.to_string();
                 if f.name.starts_with('_')
                     && MetadataColumn::ALL
                         .iter()
                         .any(|c| c.column_name() == f.name)
                 {
                     p.add(
-                        "format",
-                        "fields",
+                        &["format", "fields", &i, "name"],
                         format!("field `{}` clashes with a metadata column", f.name),
                         None,
                     );
                 }
                 if declared.iter().any(|d: &DeclaredField| d.name == f.name) {
                     p.add(
-                        "format",
-                        "fields",
+                        &["format", "fields", &i, "name"],
                         format!("field `{}` declared twice", f.name),
                         None,
                     );
@@ -261,8 +246,7 @@ fn validate_format(raw: &RawFormat, p: &mut Problems<'_>) -> (FormatConfig, Vec<
                         nullable: f.nullable,
                     }),
                     Err(e) => p.add(
-                        "format",
-                        "fields",
+                        &["format", "fields", &i, "type"],
                         format!("field `{}`: {e}", f.name),
                         Some("types: bool, int8..int64, uint8..uint64, float32, float64, string, binary, date, timestamp, decimal(P,S), list<T>, struct<a:T,...>, map<string,T>"),
                     ),
@@ -273,8 +257,7 @@ fn validate_format(raw: &RawFormat, p: &mut Problems<'_>) -> (FormatConfig, Vec<
         ("raw", None) => FormatConfig::Raw,
         ("raw", Some(_)) => {
             p.add(
-                "format",
-                "fields",
+                &["format", "fields"],
                 "`raw` format takes no fields",
                 Some("use type = \"json\" to decode fields"),
             );
@@ -282,8 +265,7 @@ fn validate_format(raw: &RawFormat, p: &mut Problems<'_>) -> (FormatConfig, Vec<
         }
         (other, _) => {
             p.add(
-                "format",
-                "type",
+                &["format", "type"],
                 format!("unknown format `{other}`"),
                 Some("json | raw"),
             );
@@ -302,8 +284,7 @@ fn validate_partitioning(
         Ok(tz) => tz,
         Err(_) => {
             p.add(
-                "partitioning",
-                "timezone",
+                &["partitioning", "timezone"],
                 format!("unknown timezone `{}`", raw.timezone),
                 Some("an IANA name such as UTC or Europe/Berlin"),
             );
@@ -319,8 +300,7 @@ fn validate_partitioning(
         };
         if !ok {
             p.add(
-                "partitioning",
-                "event_time_field",
+                &["partitioning", "event_time_field"],
                 format!("`{field}` is not a declared `timestamp` field"),
                 Some("declare it in [format].fields with type = \"timestamp\", or remove the key to use the Kafka timestamp"),
             );
@@ -334,18 +314,17 @@ fn validate_partitioning(
 
 fn validate_flush(raw: &RawFlush, p: &mut Problems<'_>) -> FlushConfig {
     if raw.max_records == 0 {
-        p.add("flush", "max_records", "must be at least 1", None);
+        p.add(&["flush", "max_records"], "must be at least 1", None);
     }
     if raw.max_file_bytes < 1024 {
         p.add(
-            "flush",
-            "max_file_bytes",
+            &["flush", "max_file_bytes"],
             "must be at least 1024",
             Some("sizes are bytes of compressed Parquet, e.g. 134217728 for 128 MiB"),
         );
     }
     if raw.max_age_ms == 0 {
-        p.add("flush", "max_age_ms", "must be at least 1", None);
+        p.add(&["flush", "max_age_ms"], "must be at least 1", None);
     }
     FlushConfig {
         max_records: raw.max_records,
@@ -361,8 +340,7 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
             let l = level.unwrap_or(3);
             if !(1..=22).contains(&l) {
                 p.add(
-                    "parquet",
-                    "compression_level",
+                    &["parquet", "compression_level"],
                     "zstd levels are 1..=22",
                     None,
                 );
@@ -373,8 +351,7 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
             let l = level.unwrap_or(6);
             if !(0..=9).contains(&l) {
                 p.add(
-                    "parquet",
-                    "compression_level",
+                    &["parquet", "compression_level"],
                     "gzip levels are 0..=9",
                     None,
                 );
@@ -384,8 +361,7 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
         other => {
             if level.is_some() {
                 p.add(
-                    "parquet",
-                    "compression_level",
+                    &["parquet", "compression_level"],
                     format!("`{other}` takes no level"),
                     None,
                 );
@@ -396,8 +372,7 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
                 "none" => Compression::None,
                 _ => {
                     p.add(
-                        "parquet",
-                        "compression",
+                        &["parquet", "compression"],
                         format!("unknown codec `{other}`"),
                         Some("zstd | snappy | gzip | lz4 | none"),
                     );
@@ -412,8 +387,7 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
         "page" => Statistics::Page,
         other => {
             p.add(
-                "parquet",
-                "statistics",
+                &["parquet", "statistics"],
                 format!("unknown value `{other}`"),
                 Some("none | chunk | page"),
             );
@@ -421,10 +395,14 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
         }
     };
     if raw.row_group_rows == 0 {
-        p.add("parquet", "row_group_rows", "must be at least 1", None);
+        p.add(&["parquet", "row_group_rows"], "must be at least 1", None);
     }
     if raw.data_page_bytes < 1024 {
-        p.add("parquet", "data_page_bytes", "must be at least 1024", None);
+        p.add(
+            &["parquet", "data_page_bytes"],
+            "must be at least 1024",
+            None,
+        );
     }
     ParquetConfig {
         compression,
@@ -436,20 +414,18 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
 }
 
 fn validate_store(raw: RawStore, p: &mut Problems<'_>) -> Option<StoreConfig> {
-    let url = parse_store_url(p, "store", "url", &raw.url);
+    let url = parse_store_url(p, &["store", "url"], &raw.url);
     const S3_MIN_PART: u64 = 5 * 1024 * 1024;
     if raw.multipart_part_bytes < S3_MIN_PART {
         p.add(
-            "store",
-            "multipart_part_bytes",
+            &["store", "multipart_part_bytes"],
             "must be at least 5 MiB (5242880), the S3 minimum part size",
             None,
         );
     }
     if raw.multipart_threshold_bytes < raw.multipart_part_bytes {
         p.add(
-            "store",
-            "multipart_threshold_bytes",
+            &["store", "multipart_threshold_bytes"],
             "must be at least multipart_part_bytes",
             None,
         );
@@ -466,7 +442,7 @@ fn validate_store(raw: RawStore, p: &mut Problems<'_>) -> Option<StoreConfig> {
 
 fn validate_marker(raw: RawMarker, p: &mut Problems<'_>) -> Option<MarkerConfig> {
     Some(MarkerConfig {
-        prefix: parse_store_url(p, "marker", "prefix", &raw.prefix)?,
+        prefix: parse_store_url(p, &["marker", "prefix"], &raw.prefix)?,
         options: raw.options,
     })
 }
@@ -482,8 +458,7 @@ fn validate_errors(
         "fail" => OnDecodeError::Fail,
         other => {
             p.add(
-                "errors",
-                "on_decode_error",
+                &["errors", "on_decode_error"],
                 format!("unknown value `{other}`"),
                 Some("dead_letter | fail"),
             );
@@ -491,7 +466,7 @@ fn validate_errors(
         }
     };
     let dead_letter_url = match &raw.dead_letter_url {
-        Some(u) => parse_store_url(p, "errors", "dead_letter_url", u),
+        Some(u) => parse_store_url(p, &["errors", "dead_letter_url"], u),
         None => marker.map(|m| join_url(&m.prefix, "_dead_letter")),
     };
     Some(ErrorsConfig {
@@ -508,31 +483,27 @@ fn validate_runtime(
 ) -> RuntimeConfig {
     if raw.max_buffered_bytes < flush.max_file_bytes.min(64 * 1024 * 1024) {
         p.add(
-            "runtime",
-            "max_buffered_bytes",
+            &["runtime", "max_buffered_bytes"],
             "is smaller than one file; the sink could never fill a file",
             Some("make it at least flush.max_file_bytes (or 64 MiB)"),
         );
     }
     if raw.revoke_flush_timeout_ms >= kafka.session_timeout_ms {
         p.add(
-            "runtime",
-            "revoke_flush_timeout_ms",
+            &["runtime", "revoke_flush_timeout_ms"],
             "must be below kafka.session_timeout_ms",
             Some("a member blocked in a revoke for longer than the session risks being fenced"),
         );
     }
-    if raw.upload_concurrency == 0 || raw.chunk_records == 0 {
+    if raw.upload_concurrency == 0 {
         p.add(
-            "runtime",
-            if raw.upload_concurrency == 0 {
-                "upload_concurrency"
-            } else {
-                "chunk_records"
-            },
+            &["runtime", "upload_concurrency"],
             "must be at least 1",
             None,
         );
+    }
+    if raw.chunk_records == 0 {
+        p.add(&["runtime", "chunk_records"], "must be at least 1", None);
     }
     RuntimeConfig {
         max_buffered_bytes: raw.max_buffered_bytes,
