@@ -8,6 +8,7 @@
 //! - `env.rs`: `${ENV}` substitution.
 //! - `validate.rs`: one function per section, raw model in, validated model or problems out.
 //! - `model.rs`: the validated model ([`SinkConfig`] and its sections) the rest of Landfall uses.
+//! - `sinks.rs`: [`check_sinks`], the checks across the sinks of one process.
 //! - `problem.rs`: [`ConfigProblem`] and [`ConfigErrors`], each problem with file, line and hint.
 //!
 //! [`SinkConfig::load`] turns a file into a validated [`SinkConfig`] or a list of every
@@ -21,11 +22,13 @@ mod env;
 mod model;
 mod problem;
 mod raw;
+mod sinks;
 mod validate;
 
 pub use env::substitute_env;
 pub use model::*;
 pub use problem::{ConfigErrors, ConfigProblem};
+pub use sinks::check_sinks;
 
 use document::Document;
 

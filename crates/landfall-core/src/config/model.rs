@@ -174,6 +174,8 @@ pub struct RuntimeConfig {
 pub struct SinkConfig {
     pub name: String,
     pub source: PathBuf,
+    /// Where in `source` the keys that checks across files point at were written.
+    pub lines: SourceLines,
     pub topics: TopicSelection,
     pub kafka: KafkaConfig,
     pub format: FormatConfig,
@@ -185,4 +187,12 @@ pub struct SinkConfig {
     pub marker: MarkerConfig,
     pub errors: ErrorsConfig,
     pub runtime: RuntimeConfig,
+}
+
+/// Lines (1-based) of the keys [`check_sinks`](super::check_sinks) reports on; `None` when the
+/// config was not read from a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceLines {
+    pub name: Option<usize>,
+    pub store_url: Option<usize>,
 }

@@ -41,6 +41,10 @@ pub(super) fn validate(
         (Some(store), Some(marker), Some(errors)) if p.list.is_empty() => Ok(SinkConfig {
             name: raw.name,
             source: file.to_path_buf(),
+            lines: SourceLines {
+                name: doc.line(&["name"]),
+                store_url: doc.line(&["store", "url"]),
+            },
             topics,
             kafka,
             format,
