@@ -33,7 +33,7 @@ pub fn check_sinks(sinks: &[SinkConfig]) -> Vec<ConfigProblem> {
             continue;
         };
         for t in topics {
-            let spot = (s.store.url.to_string(), t.as_str());
+            let spot = (landing_prefix(&s.store.url), t.as_str());
             let first = *landing_spots.entry(spot).or_insert(s);
             if !std::ptr::eq(first, s) {
                 problems.push(ConfigProblem {
@@ -52,6 +52,17 @@ pub fn check_sinks(sinks: &[SinkConfig]) -> Vec<ConfigProblem> {
         }
     }
     problems
+}
+
+/// The place a store URL lands data, as `landfall-store` opens it: scheme, bucket, and the
+/// path without leading or trailing slashes, so `s3://lake/raw` and `s3://lake/raw/` are one.
+fn landing_prefix(url: &url::Url) -> String {
+    format!(
+        "{}://{}/{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.path().trim_matches('/')
+    )
 }
 
 #[cfg(test)]
@@ -81,5 +92,32 @@ mod tests {
             (Some("b.toml"), Some(1), "name")
         );
         assert!(p.message.contains("a.toml"), "{p}");
+    }
+
+    #[test]
+    fn one_topic_under_one_prefix_twice_is_refused_however_spelt() {
+        for (first, second) in [
+            ("s3://lake/raw", "s3://lake/raw"),
+            ("s3://lake/raw", "s3://lake/raw/"),
+            ("s3://lake/raw//", "s3://lake/raw"),
+            ("file:///data/lake", "file:///data/lake/"),
+        ] {
+            let problems = check_sinks(&[
+                sink("a.toml", "a", "orders", first),
+                sink("b.toml", "b", "orders", second),
+            ]);
+            assert_eq!(problems.len(), 1, "{first} vs {second}: {problems:?}");
+            let p = &problems[0];
+            assert_eq!(
+                (p.file.to_str(), p.line, p.key.as_str()),
+                (Some("b.toml"), Some(6), "store.url")
+            );
+        }
+        let apart = check_sinks(&[
+            sink("a.toml", "a", "orders", "s3://lake/raw"),
+            sink("b.toml", "b", "orders", "s3://lake/raw2"),
+            sink("c.toml", "c", "clicks", "s3://lake/raw"),
+        ]);
+        assert!(apart.is_empty(), "{apart:?}");
     }
 }
