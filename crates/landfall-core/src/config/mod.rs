@@ -25,7 +25,6 @@ mod raw;
 mod sinks;
 mod validate;
 
-pub use env::substitute_env;
 pub use model::*;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use sinks::check_sinks;
@@ -33,7 +32,7 @@ pub use sinks::check_sinks;
 use document::Document;
 
 impl SinkConfig {
-    /// Read, substitute `${ENV}`, parse and validate one sink file.
+    /// Read, parse, substitute `${ENV}` and validate one sink file.
     pub fn load(path: &Path) -> Result<SinkConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigProblem {
@@ -53,9 +52,12 @@ impl SinkConfig {
         file: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<SinkConfig, ConfigErrors> {
-        let text = substitute_env(text, file, env).map_err(ConfigErrors)?;
         let one = |p| ConfigErrors(vec![p]);
-        let doc = Document::parse(&text, file).map_err(one)?;
+        let mut doc = Document::parse(text, file).map_err(one)?;
+        let env_problems = env::substitute_env(&mut doc, file, env);
+        if !env_problems.is_empty() {
+            return Err(ConfigErrors(env_problems));
+        }
         let raw = doc.raw(file).map_err(one)?;
         validate::validate(raw, &doc, file)
     }

@@ -27,9 +27,13 @@ url = "s3://lake/raw"
 prefix = "s3://lake/_landfall"
 "#;
 
+/// A password that breaks TOML if pasted into the file as text.
+const TRICKY: &str = "pa\"ss\\word' \"\"\" ${HOME} \n# end";
+
 fn parse(text: &str) -> Result<SinkConfig, ConfigErrors> {
     SinkConfig::from_toml(text, Path::new("orders.toml"), &|name| match name {
         "PASSWORD" => Some("s3cret".into()),
+        "TRICKY" => Some(TRICKY.into()),
         _ => None,
     })
 }
@@ -95,9 +99,13 @@ fn env_substitution_and_missing_variables() {
     assert!(err.0[0].message.contains("`NOPE` is not set"));
     let ok = parse(&text.replace(", token = \"${NOPE}\"", "")).unwrap();
     assert_eq!(ok.store.options["secret_access_key"], "s3cret");
-    let escaped = substitute_env("a = \"$${HOME}\"", Path::new("x"), &|_| None).unwrap();
-    assert!(substitute_env("# uses ${UNSET}\n", Path::new("x"), &|_| None).is_ok());
-    assert_eq!(escaped, "a = \"${HOME}\"");
+    let p = &err.0[0];
+    assert_eq!(p.key, "store.options.token");
+    assert_eq!(p.line, Some(line_with(&text, "${NOPE}")));
+    // `$${` is a literal `${`, and comments are not substituted.
+    let escaped = format!("# uses ${{UNSET}}\n{}", text.replace("${NOPE}", "$${HOME}"));
+    let ok = parse(&escaped).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.store.options["token"], "${HOME}");
 }
 
 #[test]
@@ -146,4 +154,20 @@ fn lines_point_at_keys_in_inline_tables_arrays_and_dotted_keys() {
         Some(line_with(&text, "decimal(99,2)"))
     );
     assert_eq!(line("store.url"), Some(line_with(&text, "store.url =")));
+}
+
+#[test]
+fn env_values_arrive_byte_exact() {
+    let text = GOOD.replace(
+        "bootstrap_servers = \"127.0.0.1:9092\"",
+        "bootstrap_servers = \"127.0.0.1:9092\"\noptions = { \"sasl.password\" = \"${TRICKY}\" }",
+    )
+    .replace(
+        "[store]\n",
+        "[store]\noptions = { secret_access_key = '${TRICKY}', aws_session_token = \"\"\"x${TRICKY}\"\"\" }\n",
+    );
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.kafka.options["sasl.password"], TRICKY);
+    assert_eq!(c.store.options["secret_access_key"], TRICKY);
+    assert_eq!(c.store.options["aws_session_token"], format!("x{TRICKY}"));
 }
