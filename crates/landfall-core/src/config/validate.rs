@@ -151,6 +151,40 @@ fn validate_root(raw: &RawSink, p: &mut Problems<'_>) -> TopicSelection {
     }
 }
 
+/// librdkafka properties `landfall-kafka` sets itself (names and librdkafka's aliases; librdkafka
+/// matches names case-sensitively), each with why it may not be changed. `isolation.level` is
+/// checked on its own: `read_committed`, what Landfall sets, may be repeated.
+const RESERVED_KAFKA_OPTIONS: [(&str, &str); 10] = [
+    ("bootstrap.servers", "use kafka.bootstrap_servers"),
+    ("metadata.broker.list", "use kafka.bootstrap_servers"),
+    ("group.id", "use kafka.group_id"),
+    (
+        "session.timeout.ms",
+        "use kafka.session_timeout_ms, which is checked against runtime.revoke_flush_timeout_ms",
+    ),
+    ("enable.auto.commit", OFFSETS_ARE_COMMITTED_BY_LANDFALL),
+    ("auto.commit.enable", OFFSETS_ARE_COMMITTED_BY_LANDFALL),
+    (
+        "enable.auto.offset.store",
+        OFFSETS_ARE_COMMITTED_BY_LANDFALL,
+    ),
+    (
+        "auto.offset.reset",
+        "where a partition starts is decided by its commit records and kafka.start_from",
+    ),
+    (
+        "enable.partition.eof",
+        "the consumer loop does not expect end-of-partition events",
+    ),
+    (
+        "partition.assignment.strategy",
+        "the revoke hand-off depends on the cooperative-sticky assignor",
+    ),
+];
+
+const OFFSETS_ARE_COMMITTED_BY_LANDFALL: &str =
+    "offsets are committed by the commit protocol, after the data is landed";
+
 fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConfig {
     if raw.bootstrap_servers.trim().is_empty() {
         p.add(
@@ -171,18 +205,22 @@ fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConf
             StartFrom::Earliest
         }
     };
-    for reserved in [
-        "group.id",
-        "bootstrap.servers",
-        "enable.auto.commit",
-        "enable.auto.offset.store",
-        "partition.assignment.strategy",
-    ] {
-        if raw.options.contains_key(reserved) {
+    for key in raw.options.keys() {
+        let path = ["kafka", "options", key.as_str()];
+        if let Some((_, why)) = RESERVED_KAFKA_OPTIONS.iter().find(|(k, _)| k == key) {
             p.add(
-                &["kafka", "options", reserved],
+                &path,
                 "is managed by landfall and cannot be overridden",
-                Some("use kafka.group_id / kafka.bootstrap_servers; offsets are managed by the commit protocol"),
+                Some(why),
+            );
+        }
+    }
+    if let Some(level) = raw.options.get("isolation.level") {
+        if level != "read_committed" {
+            p.add(
+                &["kafka", "options", "isolation.level"],
+                format!("must stay `read_committed`, not `{level}`: any other level lands records of aborted transactions"),
+                Some("remove the key; landfall always reads committed records only"),
             );
         }
     }
