@@ -9,6 +9,7 @@
 //! - `validate.rs`: one function per section, raw model in, validated model or problems out.
 //! - `model.rs`: the validated model ([`SinkConfig`] and its sections) the rest of Landfall uses.
 //! - `sinks.rs`: [`check_sinks`], the checks across the sinks of one process.
+//! - `redact.rs`: which option values are secrets; they never print, in `Debug` or problems.
 //! - `problem.rs`: [`ConfigProblem`] and [`ConfigErrors`], each problem with file, line and hint.
 //!
 //! [`SinkConfig::load`] turns a file into a validated [`SinkConfig`] or a list of every
@@ -22,11 +23,13 @@ mod env;
 mod model;
 mod problem;
 mod raw;
+mod redact;
 mod sinks;
 mod validate;
 
 pub use model::*;
 pub use problem::{ConfigErrors, ConfigProblem};
+pub use redact::{is_secret_key, RedactedOptions, REDACTED};
 pub use sinks::check_sinks;
 
 use document::Document;
@@ -55,11 +58,23 @@ impl SinkConfig {
         let one = |p| ConfigErrors(vec![p]);
         let mut doc = Document::parse(text, file).map_err(one)?;
         let env_problems = env::substitute_env(&mut doc, file, env);
-        if !env_problems.is_empty() {
-            return Err(ConfigErrors(env_problems));
-        }
-        let raw = doc.raw(file).map_err(one)?;
-        validate::validate(raw, &doc, file)
+        let checked = if env_problems.is_empty() {
+            doc.raw(file)
+                .map_err(one)
+                .and_then(|raw| validate::validate(raw, &doc, file))
+        } else {
+            Err(ConfigErrors(env_problems))
+        };
+        // Problem texts quote values (and the parser's type errors quote what they found);
+        // none of them may carry a secret.
+        checked.map_err(|ConfigErrors(list)| {
+            let secrets = redact::secret_values(&doc);
+            ConfigErrors(
+                list.into_iter()
+                    .map(|p| redact::scrub_problem(p, &secrets))
+                    .collect(),
+            )
+        })
     }
 }
 

@@ -4,8 +4,10 @@
 //! [`SinkConfig`] never re-checks it. Field names carry units (`_ms`, `_bytes`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
+use super::RedactedOptions;
 use crate::schema::DeclaredField;
 
 /// Default consumer group: one group per sink, like a Kafka Connect connector.
@@ -27,7 +29,8 @@ pub enum StartFrom {
     Latest,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` hides secret option values (see [`RedactedOptions`]).
+#[derive(Clone)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub group_id: String,
@@ -130,7 +133,8 @@ pub struct ParquetConfig {
     pub statistics: Statistics,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` hides secret option values (see [`RedactedOptions`]).
+#[derive(Clone)]
 pub struct StoreConfig {
     pub url: url::Url,
     pub options: BTreeMap<String, String>,
@@ -140,7 +144,8 @@ pub struct StoreConfig {
     pub request_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` hides secret option values (see [`RedactedOptions`]).
+#[derive(Clone)]
 pub struct MarkerConfig {
     pub prefix: url::Url,
     pub options: BTreeMap<String, String>,
@@ -195,4 +200,58 @@ pub struct SinkConfig {
 pub struct SourceLines {
     pub name: Option<usize>,
     pub store_url: Option<usize>,
+}
+
+// `Debug` by hand for the sections that hold option maps, so secret values never reach a log.
+// Each destructures its struct: a new field is a compile error here until it is printed (or
+// deliberately not).
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let KafkaConfig {
+            bootstrap_servers,
+            group_id,
+            start_from,
+            session_timeout_ms,
+            options,
+        } = self;
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", bootstrap_servers)
+            .field("group_id", group_id)
+            .field("start_from", start_from)
+            .field("session_timeout_ms", session_timeout_ms)
+            .field("options", &RedactedOptions(options))
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let StoreConfig {
+            url,
+            options,
+            multipart_threshold_bytes,
+            multipart_part_bytes,
+            max_retries,
+            request_timeout_ms,
+        } = self;
+        f.debug_struct("StoreConfig")
+            .field("url", url)
+            .field("options", &RedactedOptions(options))
+            .field("multipart_threshold_bytes", multipart_threshold_bytes)
+            .field("multipart_part_bytes", multipart_part_bytes)
+            .field("max_retries", max_retries)
+            .field("request_timeout_ms", request_timeout_ms)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MarkerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let MarkerConfig { prefix, options } = self;
+        f.debug_struct("MarkerConfig")
+            .field("prefix", prefix)
+            .field("options", &RedactedOptions(options))
+            .finish()
+    }
 }

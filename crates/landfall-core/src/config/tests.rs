@@ -212,3 +212,94 @@ fn kafka_options_cannot_change_what_is_read() {
     );
     parse(&ok).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Secret-looking option keys, each with a value that must never print.
+const SECRETS: [(&str, &str, &str); 11] = [
+    ("kafka", "sasl.password", "kafka-sasl-pw"),
+    ("kafka", "ssl.key.password", "kafka-key-pw"),
+    ("kafka", "ssl.keystore.password", "kafka-store-pw"),
+    (
+        "kafka",
+        "sasl.oauthbearer.client.secret",
+        "kafka-oauth-secret",
+    ),
+    ("store", "aws_secret_access_key", "aws-secret-key"),
+    ("store", "aws_session_token", "aws-session-token"),
+    (
+        "store",
+        "google_service_account_key",
+        "{\"private_key\": \"gsa-key\"}",
+    ),
+    ("marker", "secret_access_key", "marker-secret-key"),
+    ("marker", "session_token", "marker-session-token"),
+    ("marker", "service_account_key", "marker-sa-key"),
+    ("marker", "my_credential", "${PASSWORD}"),
+];
+
+fn with_secrets(kafka_extra: &str) -> String {
+    let table = |section: &str| {
+        SECRETS
+            .iter()
+            .filter(|(s, _, _)| *s == section)
+            .map(|(_, k, v)| format!("{k:?} = {:?}, ", v))
+            .collect::<String>()
+    };
+    GOOD.replace(
+        "bootstrap_servers = \"127.0.0.1:9092\"",
+        &format!(
+            "bootstrap_servers = \"127.0.0.1:9092\"\noptions = {{ {}{kafka_extra} }}",
+            table("kafka")
+        ),
+    )
+    .replace(
+        "[store]\n",
+        &format!(
+            "[store]\noptions = {{ {}aws_region = \"eu-west-1\" }}\n",
+            table("store")
+        ),
+    )
+    .replace(
+        "prefix = \"s3://lake/_landfall\"",
+        &format!(
+            "prefix = \"s3://lake/_landfall\"\noptions = {{ {} }}",
+            table("marker").trim_end_matches(", ")
+        ),
+    )
+}
+
+fn assert_no_secret(shown: &str) {
+    for (_, key, value) in SECRETS {
+        let value = if value == "${PASSWORD}" {
+            "s3cret"
+        } else {
+            value
+        };
+        assert!(!shown.contains(value), "`{key}` printed: {shown}");
+        assert!(!shown.contains("gsa-key"), "{shown}");
+    }
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = parse(&with_secrets("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.kafka.options["sasl.password"], "kafka-sasl-pw");
+    let shown = format!("{c:?} {:?} {:?} {:?}", c.kafka, c.store, c.marker);
+    assert_no_secret(&shown);
+    assert!(
+        shown.contains("eu-west-1"),
+        "ordinary options still show: {shown}"
+    );
+
+    // Semantic problems in a file full of secrets.
+    let bad = with_secrets("\"isolation.level\" = \"read_uncommitted\"")
+        .replace("url = \"s3://lake/raw\"", "url = \"ftp://lake/raw\"");
+    let err = parse(&bad).unwrap_err();
+    assert!(err.0.len() >= 2, "{err}");
+    assert_no_secret(&format!("{err} {err:?}"));
+
+    // A secret of the wrong type: the parser's message would quote it.
+    let typed = with_secrets("").replace("\"kafka-sasl-pw\"", "12345678");
+    let err = parse(&typed).unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("12345678"), "{shown}");
+}
