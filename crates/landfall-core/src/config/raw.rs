@@ -1,8 +1,10 @@
 //! The raw file model: what the TOML says, field for field, before any judgement.
 //!
 //! Every struct is `deny_unknown_fields` and nothing is `flatten`ed beside it, so a misspelt key
-//! is an error rather than a silently ignored line. Defaults live in [`super::defaults`];
-//! checking and converting happens in `validate.rs`, never here.
+//! is an error rather than a silently ignored line. Defaults live in [`super::defaults`]; a
+//! section whose every key is optional is `#[serde(default)]` as a whole, so a missing key takes
+//! the section's `Default`, the one place that names it. Checking and converting happens in
+//! `validate.rs`, never here.
 
 use std::collections::BTreeMap;
 
@@ -48,13 +50,12 @@ pub(super) struct RawKafka {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawFormat {
-    #[serde(rename = "type", default = "defaults::format_type")]
+    #[serde(rename = "type")]
     pub(super) kind: String,
     /// Declared schema; absent means "infer from the records".
     pub(super) fields: Option<Vec<RawField>>,
-    #[serde(default = "defaults::metadata_columns")]
     pub(super) metadata_columns: Vec<String>,
 }
 
@@ -79,10 +80,9 @@ pub(super) struct RawField {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawPartitioning {
     pub(super) event_time_field: Option<String>,
-    #[serde(default = "defaults::timezone")]
     pub(super) timezone: String,
 }
 
@@ -96,13 +96,10 @@ impl Default for RawPartitioning {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawFlush {
-    #[serde(default = "defaults::max_records")]
     pub(super) max_records: u64,
-    #[serde(default = "defaults::max_file_bytes")]
     pub(super) max_file_bytes: u64,
-    #[serde(default = "defaults::max_age_ms")]
     pub(super) max_age_ms: u64,
 }
 
@@ -117,18 +114,13 @@ impl Default for RawFlush {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawParquet {
-    #[serde(default = "defaults::compression")]
     pub(super) compression: String,
     pub(super) compression_level: Option<i32>,
-    #[serde(default = "defaults::row_group_rows")]
     pub(super) row_group_rows: usize,
-    #[serde(default = "defaults::data_page_bytes")]
     pub(super) data_page_bytes: usize,
-    #[serde(default = "defaults::yes")]
     pub(super) dictionary: bool,
-    #[serde(default = "defaults::statistics")]
     pub(super) statistics: String,
 }
 
@@ -170,9 +162,8 @@ pub(super) struct RawMarker {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawErrors {
-    #[serde(default = "defaults::on_decode_error")]
     pub(super) on_decode_error: String,
     pub(super) dead_letter_url: Option<String>,
 }
@@ -187,17 +178,12 @@ impl Default for RawErrors {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawRuntime {
-    #[serde(default = "defaults::max_buffered_bytes")]
     pub(super) max_buffered_bytes: u64,
-    #[serde(default = "defaults::revoke_flush_timeout_ms")]
     pub(super) revoke_flush_timeout_ms: u64,
-    #[serde(default = "defaults::shutdown_timeout_ms")]
     pub(super) shutdown_timeout_ms: u64,
-    #[serde(default = "defaults::upload_concurrency")]
     pub(super) upload_concurrency: usize,
-    #[serde(default = "defaults::chunk_records")]
     pub(super) chunk_records: usize,
 }
 
