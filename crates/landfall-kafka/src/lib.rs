@@ -337,6 +337,8 @@ fn client_config(s: &ConsumerSettings) -> ClientConfig {
     c.set("bootstrap.servers", &s.kafka.bootstrap_servers)
         .set("group.id", &s.kafka.group_id)
         .set("client.id", &s.client_id)
+        // Records of aborted transactions must never land (librdkafka's default, said outright).
+        .set("isolation.level", "read_committed")
         // Offsets are decided by the object store and committed by Landfall as hints.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use landfall_core::config::{config_files_in, SinkConfig, TopicSelection};
+use landfall_core::config::{check_sinks, config_files_in, SinkConfig, TopicSelection};
 use landfall_core::coverage::analyze;
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
 use landfall_store::{io, scan};
@@ -128,30 +128,7 @@ fn load(configs: &Configs) -> Result<Vec<SinkConfig>, Vec<String>> {
             Err(e) => problems.extend(e.0.iter().map(|p| p.to_string())),
         }
     }
-    let mut names = HashSet::new();
-    let mut landing_spots = HashSet::new();
-    for s in &sinks {
-        if !names.insert(s.name.clone()) {
-            problems.push(format!(
-                "{}: sink name `{}` is used by another config too",
-                s.source.display(),
-                s.name
-            ));
-        }
-        // Data keys carry no sink name, so two sinks landing one topic under one prefix would
-        // mix their files (and `landfall gc` of one would see the other's as orphans).
-        if let TopicSelection::Names(topics) = &s.topics {
-            for t in topics {
-                if !landing_spots.insert((s.store.url.to_string(), t.clone())) {
-                    problems.push(format!(
-                        "{}: `store.url` {} already receives topic `{t}` from another sink (hint: give each sink its own prefix)",
-                        s.source.display(),
-                        s.store.url
-                    ));
-                }
-            }
-        }
-    }
+    problems.extend(check_sinks(&sinks).iter().map(|p| p.to_string()));
     if problems.is_empty() {
         Ok(sinks)
     } else {
