@@ -116,7 +116,13 @@ pub struct Listed {
     pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
-/// List everything under `dir` (relative to the location), optionally only keys after `after`.
+/// List everything under `dir` (relative to the location), optionally only keys after `after`,
+/// in key order (for commit records: offset order) on every backend.
+///
+/// object_store leaves the order of a listing unspecified. S3, GCS and `InMemory` return key
+/// order, but `LocalFileSystem` returns directory order (walkdir), so the listing is sorted
+/// here: it is in memory anyway, and a caller walking a commit chain must not depend on the
+/// backend (`store_conformance::listing_order_and_prefixes`).
 pub async fn list(
     loc: &Location,
     dir: &str,
@@ -127,7 +133,7 @@ pub async fn list(
         Some(a) => loc.store.list_with_offset(Some(&prefix), &loc.path(a)),
         None => loc.store.list(Some(&prefix)),
     };
-    stream
+    let mut listed: Vec<Listed> = stream
         .map_ok(|m| Listed {
             path: m.location,
             size: m.size,
@@ -135,7 +141,9 @@ pub async fn list(
         })
         .try_collect()
         .await
-        .map_err(|e| StoreError::object("list", loc.url_of(&prefix), e))
+        .map_err(|e| StoreError::object("list", loc.url_of(&prefix), e))?;
+    listed.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(listed)
 }
 
 pub async fn delete(loc: &Location, path: &Path) -> Result<(), StoreError> {

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, Int32Array, Int64Array, StringArray};
 use arrow::datatypes::Int64Type;
-use landfall_core::manifest::Manifest;
+use landfall_core::buffer::{BufferFormat, PartitionBuffer, SealedBatch};
+use landfall_core::flush::FlushReason;
+use landfall_core::manifest::{Manifest, OffsetRange};
+use landfall_core::{KafkaRecord, TopicPartition};
 use landfall_store::{scan, Location};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -372,6 +375,36 @@ pub async fn produce(
     }
     p.flush(Duration::from_secs(30)).expect("flush");
     counts
+}
+
+/// A sealed batch of [`json_record`]s covering `offsets` of one partition, encoded with `fmt`
+/// exactly as the sink encodes it: what `landfall_runtime::land::land` takes.
+pub fn sealed_json_batch(
+    fmt: &BufferFormat,
+    topic: &str,
+    partition: i32,
+    offsets: OffsetRange,
+    attempt_id: &str,
+) -> SealedBatch {
+    let mut buffer = PartitionBuffer::new(TopicPartition::new(topic, partition));
+    for offset in offsets.first..=offsets.last {
+        buffer.push(
+            KafkaRecord {
+                topic: topic.into(),
+                partition,
+                offset,
+                timestamp_ms: Some(0),
+                key: None,
+                value: Some(json_record(offset as u64).into()),
+                headers: vec![],
+            },
+            0,
+        );
+    }
+    buffer
+        .seal(fmt, FlushReason::Records, offsets, attempt_id, 0)
+        .expect("the test records encode")
+        .expect("the batch holds records")
 }
 
 /// Every commit record of a sink.
