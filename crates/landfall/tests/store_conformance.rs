@@ -191,7 +191,7 @@ fn manifest(
 
 fn if_new<'a>(offset: i64, writer_id: &'a str) -> IfNew<'a> {
     IfNew {
-        offset,
+        offset: Some(offset),
         writer_id,
         now_rfc3339: "2026-09-21T00:00:00Z",
     }
