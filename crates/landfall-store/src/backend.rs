@@ -12,10 +12,12 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
+use landfall_core::config::RedactedOptions;
+
 use crate::error::StoreError;
 
 /// A bucket (or directory) and a key prefix within it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// `s3://bucket`, `gs://bucket` or `file://` — prepended to keys to make URLs.
@@ -25,12 +27,30 @@ pub struct Location {
 }
 
 /// Settings for opening a location; the store section of a sink config.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OpenOptions {
     /// object_store configuration keys (`aws_endpoint`, `aws_region`, `google_service_account`...).
     pub options: BTreeMap<String, String>,
     pub max_retries: u32,
     pub request_timeout: Duration,
+}
+
+// Hand-written: the options carry credentials, and object_store's own `Debug` of a store prints
+// its configuration, credentials included. Only the URL and the non-secret settings show.
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("options", &RedactedOptions(&self.options))
+            .field("max_retries", &self.max_retries)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Location").field(&self.display()).finish()
+    }
 }
 
 impl Location {
@@ -220,5 +240,34 @@ impl Location {
     pub fn key_of_url(&self, url: &str) -> Option<String> {
         let path = url.strip_prefix(&self.base_url)?.strip_prefix('/')?;
         self.relative(&Path::from(path)).map(String::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a log line, a panic message or an error with `{:?}` could print of a store: never
+    /// its credentials.
+    #[test]
+    fn debug_never_prints_credentials() {
+        let opts = OpenOptions {
+            options: BTreeMap::from([
+                ("aws_access_key_id".to_string(), "AKIDEXAMPLE".to_string()),
+                (
+                    "aws_secret_access_key".to_string(),
+                    "s3cr3t-k3y-value".to_string(),
+                ),
+                ("aws_endpoint".to_string(), "http://127.0.0.1:1".to_string()),
+                ("aws_allow_http".to_string(), "true".to_string()),
+            ]),
+            max_retries: 0,
+            request_timeout: Duration::from_secs(1),
+        };
+        let loc = Location::open(&url::Url::parse("s3://lake/raw").unwrap(), &opts).unwrap();
+        for shown in [format!("{opts:?}"), format!("{loc:?}")] {
+            assert!(!shown.contains("s3cr3t-k3y-value"), "{shown}");
+        }
+        assert!(format!("{loc:?}").contains("s3://lake/raw"));
     }
 }
