@@ -87,6 +87,15 @@ pub enum Action {
         tp: TopicPartition,
         offset: i64,
     },
+    /// `tp`'s oldest batch has failed to land for `stuck_after_ms`: tell the operator (error
+    /// log, metric, health probe). Retries go on. Said once until it lands or is let go.
+    Stuck {
+        tp: TopicPartition,
+        failing_for_ms: u64,
+        failures: u32,
+    },
+    /// A partition reported stuck landed again (or is no longer ours).
+    Unstuck(TopicPartition),
 }
 
 /// How a landing ended, as the machine needs to know it.
@@ -164,9 +173,20 @@ struct Partition {
     buffer: PartitionBuffer,
     failures: u32,
     paused: PauseReasons,
+    /// When (monotonic ms) the oldest batch first failed to land, while it keeps failing.
+    failing_since: Option<u64>,
+    reported_stuck: bool,
 }
 
 impl Partition {
+    /// The oldest batch landed, or was given up with the partition's local state: no longer
+    /// failing. Returns whether it had been reported stuck.
+    fn no_longer_failing(&mut self) -> bool {
+        self.failures = 0;
+        self.failing_since = None;
+        std::mem::take(&mut self.reported_stuck)
+    }
+
     fn landing(&self) -> bool {
         self.ledger
             .landing()
@@ -204,6 +224,8 @@ pub struct PartitionStatus {
     pub paused: PauseReasons,
     /// Consecutive failed landings of the oldest batch.
     pub failures: u32,
+    /// Reported stuck: the oldest batch has failed to land for `stuck_after_ms`.
+    pub stuck: bool,
 }
 
 /// Records counted by topic, for the consumed/duplicate metrics.
@@ -240,6 +262,8 @@ pub struct StateSettings {
     pub policy: FlushPolicy,
     pub max_records: u64,
     pub max_buffered_bytes: u64,
+    /// How long the oldest batch may keep failing before the partition is reported stuck.
+    pub stuck_after_ms: u64,
     /// Makes attempt ids unique to this process (with a counter) and seeds the retry jitter.
     pub seed: u64,
 }
@@ -315,6 +339,8 @@ impl SinkState {
                 buffer: PartitionBuffer::new(tp.clone()),
                 failures: 0,
                 paused: PauseReasons::default(),
+                failing_since: None,
+                reported_stuck: false,
             },
         );
         out.push(Action::Resume(tp));
@@ -364,6 +390,9 @@ impl SinkState {
         let mut out = Vec::new();
         for tp in tps {
             if let Some(p) = self.parts.remove(tp) {
+                if p.reported_stuck {
+                    out.push(Action::Unstuck(tp.clone()));
+                }
                 if p.landing() {
                     out.push(Action::Abort {
                         tp: tp.clone(),
@@ -454,9 +483,22 @@ impl SinkState {
         let mut out = Vec::new();
         let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
         tps.sort();
+        let stuck_after = self.settings.stuck_after_ms;
         for tp in &tps {
             self.pump(tp, now, &mut out);
             self.flush_if_due(tp, now, &mut out)?;
+            let p = self.parts.get_mut(tp).expect("listed above");
+            if let Some(since) = p.failing_since {
+                let failing_for_ms = now.mono_ms.saturating_sub(since);
+                if failing_for_ms >= stuck_after && !p.reported_stuck {
+                    p.reported_stuck = true;
+                    out.push(Action::Stuck {
+                        tp: tp.clone(),
+                        failing_for_ms,
+                        failures: p.failures,
+                    });
+                }
+            }
         }
         self.enforce_budget(now, &mut out)?;
         Ok(out)
@@ -512,7 +554,9 @@ impl SinkState {
                         tp: tp.clone(),
                         source,
                     })?;
-                p.failures = 0;
+                if p.no_longer_failing() {
+                    out.push(Action::Unstuck(tp.clone()));
+                }
                 out.push(Action::CommitHint {
                     tp: tp.clone(),
                     offset: m.offsets.next,
@@ -533,7 +577,9 @@ impl SinkState {
                 p.phase = Phase::Recovering;
                 p.buffer.clear();
                 p.ledger.reset(theirs.offsets.next);
-                p.failures = 0;
+                if p.no_longer_failing() {
+                    out.push(Action::Unstuck(tp.clone()));
+                }
                 out.push(Action::Recover {
                     tp: tp.clone(),
                     epoch,
@@ -542,6 +588,7 @@ impl SinkState {
             }
             LandingResult::Retryable => {
                 p.failures += 1;
+                p.failing_since.get_or_insert(now.mono_ms);
                 let failures = p.failures;
                 let urgent = stopping || p.phase == Phase::Revoking;
                 let wait = self.backoff_ms(failures, urgent);
@@ -581,6 +628,11 @@ impl SinkState {
         self.parts.len()
     }
 
+    /// Partitions reported stuck.
+    pub fn stuck(&self) -> usize {
+        self.parts.values().filter(|p| p.reported_stuck).count()
+    }
+
     pub fn paused(&self) -> usize {
         self.parts.values().filter(|p| p.paused.any()).count()
     }
@@ -605,6 +657,7 @@ impl SinkState {
                 sealed_batches: p.ledger.sealed_count(),
                 paused: p.paused,
                 failures: p.failures,
+                stuck: p.reported_stuck,
             })
             .collect();
         v.sort_by(|a, b| a.tp.cmp(&b.tp));

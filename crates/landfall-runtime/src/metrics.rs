@@ -21,6 +21,7 @@ pub struct Metrics {
     pub buffered_bytes: IntGaugeVec,
     pub partitions_assigned: IntGaugeVec,
     pub partitions_paused: IntGaugeVec,
+    pub partitions_stuck: IntGaugeVec,
     pub durable_offset: IntGaugeVec,
     pub landing_seconds: HistogramVec,
     pub recovery_seconds: HistogramVec,
@@ -131,6 +132,12 @@ impl Metrics {
                 "Partitions paused for the memory budget or a failing store",
                 &["sink"],
             ),
+            partitions_stuck: gauge(
+                &r,
+                "landfall_partitions_stuck",
+                "Partitions whose oldest batch has failed to land for runtime.stuck_after_ms (retries go on)",
+                &["sink"],
+            ),
             durable_offset: gauge(
                 &r,
                 "landfall_durable_offset",
@@ -177,6 +184,17 @@ impl Metrics {
         self.durable_offset
             .with_label_values(&[sink, &m.topic, &m.partition.to_string()])
             .set(m.offsets.next);
+    }
+
+    /// Partitions reported stuck, over every sink of the process.
+    pub fn stuck_partitions(&self) -> i64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "landfall_partitions_stuck")
+            .flat_map(|f| f.get_metric())
+            .map(|m| m.get_gauge().get_value() as i64)
+            .sum()
     }
 
     pub fn render(&self) -> String {

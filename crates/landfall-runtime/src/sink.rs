@@ -80,10 +80,13 @@ pub struct SinkContext {
 /// so a slow coordinator must not keep the process from exiting (the group drops the member at
 /// its session timeout instead).
 const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long the consumer thread waits for the sink to decide where new partitions start.
-/// Recovery's own retries stop well before it ([`RECOVERY_RETRY_FOR`]).
-const ASSIGN_TIMEOUT: Duration = Duration::from_secs(60);
-const RECOVERY_RETRY_FOR: Duration = Duration::from_secs(45);
+/// The consumer thread waits for the sink to decide where new partitions start for
+/// `runtime.recovery_timeout_ms` (validated below librdkafka's `max.poll.interval.ms`) plus this
+/// margin: recovery gives up at its deadline, the answer then still reaches the thread.
+const ASSIGN_MARGIN: Duration = Duration::from_secs(15);
+/// Partitions recovered at once: a listing each without a hint; many more at once only earns
+/// throttling (S3 503 SlowDown) from the store.
+const RECOVERY_PARALLELISM: usize = 16;
 /// The loop's clock tick: age flushes and retries are at most this late.
 const TICK: Duration = Duration::from_millis(100);
 /// Records per message from the consumer thread.
@@ -111,7 +114,8 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
         kafka: ctx.config.kafka.clone(),
         topics: ctx.config.topics.clone(),
         client_id: format!("landfall-{}-{}", name, ctx.writer_id),
-        assign_timeout: ASSIGN_TIMEOUT,
+        assign_timeout: Duration::from_millis(ctx.config.runtime.recovery_timeout_ms)
+            + ASSIGN_MARGIN,
         revoke_timeout: Duration::from_millis(ctx.config.runtime.revoke_flush_timeout_ms),
         batch_records: BATCH_RECORDS,
     };
@@ -186,6 +190,7 @@ pub async fn drive(
             policy: FlushPolicy::new(cfg.flush),
             max_records: cfg.flush.max_records,
             max_buffered_bytes: cfg.runtime.max_buffered_bytes,
+            stuck_after_ms: cfg.runtime.stuck_after_ms,
             seed,
         }),
         land_settings: Arc::new(LandSettings {
@@ -202,6 +207,7 @@ pub async fn drive(
             sink: name.clone(),
             writer_id: ctx.writer_id.clone(),
             metrics: ctx.metrics.clone(),
+            timeout: Duration::from_millis(cfg.runtime.recovery_timeout_ms),
         },
         start_from: cfg.kafka.start_from,
         revoke_flush_timeout: Duration::from_millis(cfg.runtime.revoke_flush_timeout_ms),
@@ -348,11 +354,14 @@ impl Sink {
                     hint_next,
                 } => {
                     let recovery = self.recovery.clone();
+                    let deadline = Instant::now() + recovery.timeout;
                     self.recoveries.spawn(async move {
                         let hint = Some(Hint {
                             committed_offset: hint_next,
                         });
-                        let r = recovery.run(tp.clone(), hint, Some(hint_next)).await;
+                        let r = recovery
+                            .run(tp.clone(), hint, Some(hint_next), deadline)
+                            .await;
                         (tp, epoch, r)
                     });
                 }
@@ -363,8 +372,23 @@ impl Sink {
                         metadata: String::new(),
                     });
                 }
+                Action::Stuck {
+                    tp,
+                    failing_for_ms,
+                    failures,
+                } => {
+                    error!(sink = %self.name, %tp, failing_for_ms, failures,
+                        "partition stuck: its oldest batch keeps failing to land; retrying, /healthz reports unhealthy");
+                }
+                Action::Unstuck(tp) => {
+                    info!(sink = %self.name, %tp, "partition no longer stuck");
+                }
             }
         }
+        self.metrics
+            .partitions_stuck
+            .with_label_values(&[&self.name])
+            .set(self.state.stuck() as i64);
         if !pause.is_empty() {
             let _ = self.commands.send(ConsumerCommand::Pause(pause));
         }
@@ -522,14 +546,24 @@ impl Sink {
     }
 
     async fn on_assigned(&mut self, partitions: Vec<Assigned>) -> Result<Vec<StartAt>, SinkError> {
+        use futures::StreamExt;
+        // One deadline for the whole assignment: the consumer thread waits for all of it.
+        let deadline = Instant::now() + self.recovery.timeout;
+        // Each future owns what it needs: borrowing the loop inside a buffered stream trips
+        // rustc's higher-ranked `Send` inference for the spawned sink task.
         let recoveries = partitions.iter().map(|a| {
             let hint = a.committed.as_ref().map(|(offset, _)| Hint {
                 committed_offset: *offset,
             });
             let initial = initial_offset(self.start_from, a.watermarks);
-            self.recovery.run(a.tp.clone(), hint, initial)
+            let (recovery, tp) = (self.recovery.clone(), a.tp.clone());
+            async move { recovery.run(tp, hint, initial, deadline).await }
         });
-        let results = futures::future::join_all(recoveries).await;
+        let recoveries: Vec<_> = recoveries.collect();
+        let results: Vec<_> = futures::stream::iter(recoveries)
+            .buffered(RECOVERY_PARALLELISM)
+            .collect()
+            .await;
         let mut starts = Vec::new();
         for (a, r) in partitions.into_iter().zip(results) {
             let rec = r?;
@@ -605,17 +639,20 @@ struct Recovery {
     sink: String,
     writer_id: String,
     metrics: Metrics,
+    /// `runtime.recovery_timeout_ms`.
+    timeout: Duration,
 }
 
 impl Recovery {
     /// Find where `tp` continues, finishing its tip's post-commit step if a crash cut it short.
-    /// Transient store errors are retried with backoff (bounded well under the consumer's
-    /// assignment timeout); permanent ones stop the sink.
+    /// Transient store errors are retried with backoff until `deadline` (within the consumer's
+    /// assignment wait); permanent ones stop the sink.
     async fn run(
         &self,
         tp: TopicPartition,
         hint: Option<Hint>,
         initial: Option<i64>,
+        deadline: Instant,
     ) -> Result<Recovered, SinkError> {
         let started = Instant::now();
         let mut failures: u32 = 0;
@@ -650,14 +687,17 @@ impl Recovery {
                         .observe(started.elapsed().as_secs_f64());
                     return Ok(rec);
                 }
-                Err(e) if e.is_retryable() && started.elapsed() < RECOVERY_RETRY_FOR => {
+                Err(e) if e.is_retryable() && Instant::now() < deadline => {
                     self.metrics
                         .store_errors
                         .with_label_values(&[&self.sink, "transient"])
                         .inc();
                     warn!(sink = %self.sink, %tp, error = %e, "recovery failed; retrying");
-                    let base = 200u64.saturating_mul(1 << failures.min(7)).min(10_000);
-                    tokio::time::sleep(Duration::from_millis(base)).await;
+                    let base = Duration::from_millis(200u64.saturating_mul(1 << failures.min(7)));
+                    let wait = base
+                        .min(Duration::from_secs(10))
+                        .min(deadline.saturating_duration_since(Instant::now()));
+                    tokio::time::sleep(wait).await;
                     failures += 1;
                 }
                 Err(e) => {

@@ -69,6 +69,17 @@ pub fn shutdown_timeout_ms() -> u64 {
 pub fn upload_concurrency() -> usize {
     4
 }
+/// Five minutes of failing landings: long enough to ride out a store's bad minute, short enough
+/// that an operator hears of a partition that will not land.
+pub fn stuck_after_ms() -> u64 {
+    300_000
+}
+/// Recovering an assignment (every assigned partition, without a hint a listing each) must end
+/// well within librdkafka's `max.poll.interval.ms` (default 300 s): the rebalance callback blocks
+/// polling while it waits.
+pub fn recovery_timeout_ms() -> u64 {
+    120_000
+}
 pub fn chunk_records() -> usize {
     8192
 }

@@ -185,6 +185,8 @@ pub(super) struct RawRuntime {
     pub(super) shutdown_timeout_ms: u64,
     pub(super) upload_concurrency: usize,
     pub(super) chunk_records: usize,
+    pub(super) stuck_after_ms: u64,
+    pub(super) recovery_timeout_ms: u64,
 }
 
 impl Default for RawRuntime {
@@ -195,6 +197,8 @@ impl Default for RawRuntime {
             shutdown_timeout_ms: defaults::shutdown_timeout_ms(),
             upload_concurrency: defaults::upload_concurrency(),
             chunk_records: defaults::chunk_records(),
+            stuck_after_ms: defaults::stuck_after_ms(),
+            recovery_timeout_ms: defaults::recovery_timeout_ms(),
         }
     }
 }

@@ -547,11 +547,28 @@ fn validate_runtime(
     if raw.chunk_records == 0 {
         p.add(&["runtime", "chunk_records"], "must be at least 1", None);
     }
+    if raw.stuck_after_ms == 0 {
+        p.add(&["runtime", "stuck_after_ms"], "must be at least 1", None);
+    }
+    let max_poll_interval_ms = kafka
+        .options
+        .get("max.poll.interval.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(300_000);
+    if raw.recovery_timeout_ms == 0 || raw.recovery_timeout_ms >= max_poll_interval_ms {
+        p.add(
+            &["runtime", "recovery_timeout_ms"],
+            format!("must be between 1 and max.poll.interval.ms ({max_poll_interval_ms})"),
+            Some("the consumer does not poll while an assignment is recovered; past max.poll.interval.ms the group evicts it"),
+        );
+    }
     RuntimeConfig {
         max_buffered_bytes: raw.max_buffered_bytes,
         revoke_flush_timeout_ms: raw.revoke_flush_timeout_ms,
         shutdown_timeout_ms: raw.shutdown_timeout_ms,
         upload_concurrency: raw.upload_concurrency,
         chunk_records: raw.chunk_records,
+        stuck_after_ms: raw.stuck_after_ms,
+        recovery_timeout_ms: raw.recovery_timeout_ms,
     }
 }

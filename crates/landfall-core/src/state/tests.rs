@@ -45,6 +45,7 @@ fn settings(max_records: u64, budget: u64, seed: u64) -> StateSettings {
         }),
         max_records,
         max_buffered_bytes: budget,
+        stuck_after_ms: 5_000,
         seed,
     }
 }
@@ -140,6 +141,8 @@ struct World {
     /// Attempt ids whose batch this machine was told committed (each at most once).
     committed_attempts: BTreeSet<String>,
     coin: u64,
+    /// Partitions reported stuck and not yet unstuck.
+    stuck: BTreeSet<i32>,
 }
 
 impl World {
@@ -250,6 +253,15 @@ impl World {
                 }
                 Action::Recover { tp, epoch, .. } => self.recoveries.push((tp, epoch)),
                 Action::CommitHint { .. } => {}
+                Action::Stuck { tp, .. } => {
+                    assert!(self.stuck.insert(tp.partition), "{tp} reported stuck twice")
+                }
+                Action::Unstuck(tp) => {
+                    assert!(
+                        self.stuck.remove(&tp.partition),
+                        "{tp} unstuck but not stuck"
+                    )
+                }
             }
         }
         self.check(state);
@@ -420,6 +432,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
         outside: 0,
         committed_attempts: BTreeSet::new(),
         coin: seed,
+        stuck: BTreeSet::new(),
     };
     for p in 0..PARTITIONS {
         w.assign(&mut state, p);
@@ -479,6 +492,11 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
         w.complete(&mut state, 0, Outcome::Commit);
     }
     assert_eq!(state.unlanded(), 0, "{:?}", state.status());
+    assert!(
+        w.stuck.is_empty(),
+        "still reported stuck after landing: {:?}",
+        w.stuck
+    );
     // Every offset of the log is covered by exactly one commit record.
     for p in 0..PARTITIONS {
         let covered: Vec<i64> = w
@@ -607,4 +625,73 @@ fn a_permanent_failure_names_the_batch() {
         err.to_string(),
         "t[0]: landing the batch at offsets 5..=5 failed and cannot be retried"
     );
+}
+
+#[test]
+fn a_partition_failing_past_the_budget_is_reported_stuck_once_and_unstuck_when_it_lands() {
+    let mut state = SinkState::new(settings(1, u64::MAX, 3));
+    let (epoch, _) = state.assign(tp(0), 0);
+    let at = |ms| Now {
+        mono_ms: ms,
+        wall_us: 0,
+    };
+    state.records([(record(0, 0), epoch)], at(1)).unwrap();
+    let mut stuck = Vec::new();
+    let mut landed_at = None;
+    // The store keeps failing: retried on every due tick, reported stuck after 5 s, once.
+    for ms in (1..20_000).step_by(100) {
+        for a in state.tick(at(ms), 0).unwrap() {
+            match a {
+                Action::Stuck {
+                    failing_for_ms,
+                    failures,
+                    ..
+                } => stuck.push((ms, failing_for_ms, failures)),
+                Action::Land { .. } => {
+                    state
+                        .landed(&tp(0), epoch, LandingResult::Retryable, at(ms))
+                        .unwrap();
+                }
+                _ => {}
+            }
+        }
+        if ms == 1 {
+            state
+                .landed(&tp(0), epoch, LandingResult::Retryable, at(ms))
+                .unwrap();
+        }
+        landed_at = Some(ms);
+    }
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    let (ms, failing_for, failures) = stuck[0];
+    assert!(
+        (5_000..5_200).contains(&failing_for),
+        "{failing_for} at {ms}"
+    );
+    assert!(failures >= 4, "{failures}");
+    assert!(state.status()[0].stuck);
+    // It lands at last: no longer stuck.
+    let now = at(landed_at.unwrap() + 60_000);
+    let actions = state.tick(now, 0).unwrap();
+    assert!(actions.iter().any(|a| matches!(a, Action::Land { .. })));
+    let m = World::manifest(
+        0,
+        &Record {
+            range: OffsetRange::new(0, 0),
+            attempt: String::new(),
+        },
+    );
+    let actions = state
+        .landed(
+            &tp(0),
+            epoch,
+            LandingResult::Landed(Landed::Committed(Box::new(m))),
+            now,
+        )
+        .unwrap();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Unstuck(_))),
+        "{actions:?}"
+    );
+    assert!(!state.status()[0].stuck);
 }
