@@ -154,7 +154,6 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
         kafka: cfg.kafka.clone(),
         topics: cfg.topics.clone(),
         client_id: format!("landfall-{}-{}", name, ctx.writer_id),
-        assign_timeout: Duration::from_secs(60),
         revoke_timeout: Duration::from_millis(cfg.runtime.revoke_flush_timeout_ms),
         batch_records: 2048,
     };
@@ -340,7 +339,7 @@ impl Sink {
         let now = now_ms();
         let max_records = self.cfg.flush.max_records;
         let mut touched: Vec<TopicPartition> = Vec::new();
-        for (rec, epoch) in records {
+        for Tagged { record: rec, epoch } in records {
             let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
             let Some(state) = self.partitions.get_mut(&tp) else {
                 continue;

@@ -1,0 +1,236 @@
+//! The poll loop: the consumer thread's body. It never stops polling (librdkafka evicts a member
+//! that does, and the rebalance callbacks run inside `poll`); it applies the sink's commands,
+//! hands records to the sink over a bounded channel, and when the channel is full keeps what it
+//! could not send and pauses its partitions while it goes on polling.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use landfall_core::{KafkaRecord, TopicPartition};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::fetch_state::Actions;
+use crate::protocol::{ConsumerCommand, ConsumerEvent, Tagged};
+use crate::rebalance::{tpl_of, Context};
+use crate::settings::{LEAVE_GROUP_TIMEOUT, SEEK_TIMEOUT};
+
+/// How long one `poll` waits when there is nothing to send, and when a backlog waits for room.
+const POLL_IDLE: Duration = Duration::from_millis(100);
+const POLL_BACKLOGGED: Duration = Duration::from_millis(20);
+
+pub(crate) fn poll_loop(
+    consumer: BaseConsumer<Context>,
+    events: mpsc::Sender<ConsumerEvent>,
+    commands: std_mpsc::Receiver<ConsumerCommand>,
+    batch_records: usize,
+) {
+    let mut held: VecDeque<Vec<Tagged>> = VecDeque::new();
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    'outer: loop {
+        loop {
+            let actions = match commands.try_recv() {
+                Ok(ConsumerCommand::Pause(tps)) => consumer.context().state().pause(tps),
+                Ok(ConsumerCommand::Resume(tps)) => consumer.context().state().resume(tps),
+                Ok(ConsumerCommand::Seek { tp, offset, epoch }) => {
+                    consumer.context().state().seek(tp, offset, epoch)
+                }
+                Ok(ConsumerCommand::CommitHint {
+                    tp,
+                    offset,
+                    metadata,
+                }) => {
+                    commit_hint(&consumer, &tp, offset, metadata);
+                    Actions::default()
+                }
+                Ok(ConsumerCommand::StopFetching) => {
+                    held.clear();
+                    consumer.context().state().stop_fetching()
+                }
+                Ok(ConsumerCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                    break 'outer
+                }
+                Err(std_mpsc::TryRecvError::Empty) => break,
+            };
+            apply(&consumer, &mut held, actions);
+        }
+
+        retry_seeks(&consumer);
+
+        while let Some(batch) = held.pop_front() {
+            match events.try_send(ConsumerEvent::Records(batch)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ConsumerEvent::Records(b))) => {
+                    held.push_front(b);
+                    break;
+                }
+                Err(_) => break 'outer,
+            }
+        }
+        if held.is_empty() {
+            let actions = consumer.context().state().relieved();
+            apply(&consumer, &mut held, actions);
+        }
+
+        // Poll even when paused or backpressured: it serves rebalances and keeps membership.
+        let mut batch = Vec::new();
+        let mut timeout = if held.is_empty() {
+            POLL_IDLE
+        } else {
+            POLL_BACKLOGGED
+        };
+        while batch.len() < batch_records {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    let topic = topics
+                        .entry(m.topic().to_string())
+                        .or_insert_with(|| Arc::from(m.topic()))
+                        .clone();
+                    let tp = TopicPartition::new(topic.clone(), m.partition());
+                    // Records of partitions no longer assigned, fetched before a pending seek,
+                    // or fetched after shutdown began are dropped.
+                    if let Some(epoch) = consumer.context().state().accept(&tp) {
+                        batch.push(Tagged {
+                            record: to_record(&m, &topic),
+                            epoch,
+                        });
+                    }
+                }
+                Some(Err(e)) => {
+                    if let KafkaError::MessageConsumption(code) = &e {
+                        debug!(error = %code, "consume error");
+                    } else {
+                        warn!(error = %e, "poll error");
+                    }
+                    if let Some((code, reason)) = consumer.client().fatal_error() {
+                        let _ = events
+                            .blocking_send(ConsumerEvent::Fatal(format!("{code:?}: {reason}")));
+                        break 'outer;
+                    }
+                    break;
+                }
+                None => break,
+            }
+            timeout = Duration::ZERO;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if !held.is_empty() {
+            held.push_back(batch);
+            continue;
+        }
+        match events.try_send(ConsumerEvent::Records(batch)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ConsumerEvent::Records(b))) => {
+                held.push_back(b);
+                let actions = consumer.context().state().backpressure();
+                apply(&consumer, &mut held, actions);
+            }
+            Err(_) => break 'outer,
+        }
+    }
+    leave_group(consumer);
+}
+
+/// Carry out what the bookkeeping decided.
+fn apply(consumer: &BaseConsumer<Context>, held: &mut VecDeque<Vec<Tagged>>, a: Actions) {
+    for tp in &a.drop_held {
+        held.iter_mut().for_each(|b| {
+            b.retain(|t| !(t.record.topic == tp.topic && t.record.partition == tp.partition))
+        });
+    }
+    held.retain(|b| !b.is_empty());
+    if !a.pause.is_empty() {
+        let _ = consumer.pause(&tpl_of(&a.pause));
+    }
+    if !a.resume.is_empty() {
+        let _ = consumer.resume(&tpl_of(&a.resume));
+    }
+}
+
+fn commit_hint(
+    consumer: &BaseConsumer<Context>,
+    tp: &TopicPartition,
+    offset: i64,
+    metadata: String,
+) {
+    let mut l = TopicPartitionList::new();
+    let mut e = l.add_partition(&tp.topic, tp.partition);
+    let _ = e.set_offset(Offset::Offset(offset));
+    e.set_metadata(metadata);
+    // Async: the hint is for lag tooling and faster recovery, never for truth.
+    if let Err(err) = consumer.commit(&l, CommitMode::Async) {
+        debug!(%tp, offset, error = %err, "offset hint not committed");
+    }
+}
+
+/// Perform the seeks the sink asked for; a refused one stays pending and is tried again.
+fn retry_seeks(consumer: &BaseConsumer<Context>) {
+    let pending = consumer.context().state().pending_seeks();
+    for (tp, seek) in pending {
+        let r = consumer.seek(
+            &tp.topic,
+            tp.partition,
+            Offset::Offset(seek.offset),
+            SEEK_TIMEOUT,
+        );
+        let refusals = consumer.context().state().seek_done(&tp, seek, r.is_ok());
+        if let (Some(refusals), Err(e)) = (refusals, r) {
+            // Tried every loop: say it once, then only at debug level.
+            if refusals == 1 {
+                warn!(%tp, offset = seek.offset, error = %e,
+                    "seek refused; the partition's records are held back until it succeeds");
+            } else {
+                debug!(%tp, offset = seek.offset, error = %e, refusals, "seek refused again");
+            }
+        }
+    }
+}
+
+/// Leave the group: unsubscribing runs a final revoke through the callback, which the sink
+/// answers at once; poll until it is served (bounded).
+fn leave_group(consumer: BaseConsumer<Context>) {
+    consumer.context().state().set_closing();
+    consumer.unsubscribe();
+    let deadline = Instant::now() + LEAVE_GROUP_TIMEOUT;
+    while Instant::now() < deadline
+        && consumer
+            .assignment()
+            .map(|a| a.count() > 0)
+            .unwrap_or(false)
+    {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    drop(consumer);
+}
+
+fn to_record(m: &BorrowedMessage<'_>, topic: &Arc<str>) -> KafkaRecord {
+    KafkaRecord {
+        topic: topic.clone(),
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis(),
+        key: m.key().map(bytes::Bytes::copy_from_slice),
+        value: m.payload().map(bytes::Bytes::copy_from_slice),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(bytes::Bytes::copy_from_slice),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,83 @@
+//! The protocol between the consumer thread and the sink task: what the thread tells the sink
+//! ([`ConsumerEvent`]), what the sink tells the thread ([`ConsumerCommand`]), and the handle the
+//! sink keeps. Nothing here talks to Kafka.
+
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+
+use landfall_core::{KafkaRecord, TopicPartition};
+
+/// A record with the epoch its partition had when the record was fetched. The sink drops records
+/// whose epoch is not its partition's current one (they were fetched before a seek).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tagged {
+    pub record: KafkaRecord,
+    pub epoch: u64,
+}
+
+/// A partition given to this member.
+#[derive(Debug, Clone)]
+pub struct Assigned {
+    pub tp: TopicPartition,
+    /// The group's committed offset and its metadata (Landfall's recovery hint).
+    pub committed: Option<(i64, String)>,
+    /// Low and high watermarks when assigned.
+    pub watermarks: Option<(i64, i64)>,
+}
+
+/// Where an assigned partition starts, decided by the sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartAt {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub epoch: u64,
+}
+
+/// What the consumer thread tells the sink task.
+#[derive(Debug)]
+pub enum ConsumerEvent {
+    Records(Vec<Tagged>),
+    /// Answer with where each partition starts; the thread waits for the answer.
+    Assigned {
+        partitions: Vec<Assigned>,
+        reply: std_mpsc::SyncSender<Vec<StartAt>>,
+    },
+    /// Land what is buffered for these partitions, then answer; the thread waits (bounded).
+    /// `lost`: the group already gave them away (session timeout), landing is pointless.
+    Revoked {
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+        reply: std_mpsc::SyncSender<()>,
+    },
+    /// The consumer cannot go on (fatal librdkafka error).
+    Fatal(String),
+}
+
+/// What the sink task tells the consumer thread.
+#[derive(Debug)]
+pub enum ConsumerCommand {
+    Pause(Vec<TopicPartition>),
+    Resume(Vec<TopicPartition>),
+    /// Fetch from `offset`; records fetched before carry an older epoch.
+    Seek {
+        tp: TopicPartition,
+        offset: i64,
+        epoch: u64,
+    },
+    /// Commit the recovery hint to the group (lag tooling reads it too).
+    CommitHint {
+        tp: TopicPartition,
+        offset: i64,
+        metadata: String,
+    },
+    /// Stop handing out records (shutdown has begun); rebalances are still served.
+    StopFetching,
+    /// Leave the group and end the thread.
+    Shutdown,
+}
+
+/// The handle the sink task keeps.
+pub struct ConsumerHandle {
+    pub commands: std_mpsc::Sender<ConsumerCommand>,
+    pub thread: JoinHandle<()>,
+}
