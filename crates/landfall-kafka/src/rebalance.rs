@@ -106,6 +106,14 @@ impl Context {
             .filter(|tp| !decided.iter().any(|d| &d.tp == tp))
             .collect();
         let actions = self.state().assign(&decided, &undecided);
+        // librdkafka keeps an application pause on a partition across unassign/assign (it
+        // only clears its own, library-set pause then; see rdkafka_assignment.c), so a
+        // partition paused in an earlier assignment would come back paused. Lift it before
+        // assigning: resume is synchronous, so it is applied before the fetch start the assign
+        // queues. Resuming a partition librdkafka has never seen is a no-op.
+        if !actions.resume.is_empty() {
+            let _ = consumer.resume(&tpl_of(&actions.resume));
+        }
         let r = if cooperative {
             consumer.incremental_assign(tpl)
         } else {
