@@ -9,11 +9,13 @@
 //! - `protocol`: the events, commands and handle between the thread and the sink task.
 //! - `rebalance`: librdkafka's rebalance callback (assign asks the sink, revoke waits for it).
 //! - `poll`: the thread's loop: commands, seeks, polling, backpressure.
+//! - `convert`: librdkafka message -> `KafkaRecord`, never panicking on a header key.
 //! - `fetch_state`: which partitions fetch and with which epoch, as plain synchronous code.
 //! - `settings`: settings, the librdkafka configuration and the timeouts, side by side.
 //! - `admin`: the start-up preflight and watermarks for `landfall verify`.
 
 mod admin;
+mod convert;
 mod error;
 mod fetch_state;
 mod poll;
@@ -28,6 +30,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::mpsc;
 
 pub use admin::{preflight, watermarks, Watermarks};
+pub use convert::INVALID_HEADER_KEY;
 pub use error::KafkaSinkError;
 pub use protocol::{Assigned, ConsumerCommand, ConsumerEvent, ConsumerHandle, StartAt, Tagged};
 pub use settings::{ConsumerSettings, ASSIGN_TIMEOUT};

@@ -8,14 +8,15 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use landfall_core::{KafkaRecord, TopicPartition};
+use landfall_core::TopicPartition;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::convert::{to_record, INVALID_HEADER_KEY};
 use crate::fetch_state::Actions;
 use crate::protocol::{ConsumerCommand, ConsumerEvent, Tagged};
 use crate::rebalance::{tpl_of, Context};
@@ -33,6 +34,7 @@ pub(crate) fn poll_loop(
 ) {
     let mut held: VecDeque<Vec<Tagged>> = VecDeque::new();
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut invalid_header_records: u64 = 0;
     'outer: loop {
         loop {
             let actions = match commands.try_recv() {
@@ -96,8 +98,20 @@ pub(crate) fn poll_loop(
                     // Records of partitions no longer assigned, fetched before a pending seek,
                     // or fetched after shutdown began are dropped.
                     if let Some(epoch) = consumer.context().state().accept(&tp) {
+                        let c = to_record(&m, &topic);
+                        if c.invalid_header_keys > 0 {
+                            invalid_header_records += 1;
+                            // Once at warn, then at debug: a producer sending such keys would
+                            // otherwise flood the log.
+                            if invalid_header_records == 1 {
+                                warn!(%tp, offset = c.record.offset, headers = c.invalid_header_keys, name = INVALID_HEADER_KEY,
+                                    "header key is not valid UTF-8; the record is kept, the header renamed without its value (further cases at debug level)");
+                            } else {
+                                debug!(%tp, offset = c.record.offset, headers = c.invalid_header_keys, "header key is not valid UTF-8");
+                            }
+                        }
                         batch.push(Tagged {
-                            record: to_record(&m, &topic),
+                            record: c.record,
                             epoch,
                         });
                     }
@@ -209,28 +223,4 @@ fn leave_group(consumer: BaseConsumer<Context>) {
         let _ = consumer.poll(Duration::from_millis(50));
     }
     drop(consumer);
-}
-
-fn to_record(m: &BorrowedMessage<'_>, topic: &Arc<str>) -> KafkaRecord {
-    KafkaRecord {
-        topic: topic.clone(),
-        partition: m.partition(),
-        offset: m.offset(),
-        timestamp_ms: m.timestamp().to_millis(),
-        key: m.key().map(bytes::Bytes::copy_from_slice),
-        value: m.payload().map(bytes::Bytes::copy_from_slice),
-        headers: m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            h.value.map(bytes::Bytes::copy_from_slice),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
 }
