@@ -10,11 +10,13 @@
 //! - `rebalance`: librdkafka's rebalance callback (assign asks the sink, revoke waits for it).
 //! - `poll`: the thread's loop: commands, seeks, polling, backpressure.
 //! - `convert`: librdkafka message -> `KafkaRecord`, never panicking on a header key.
+//! - `backlog`: what the thread holds while the channel is full, and its byte total.
 //! - `fetch_state`: which partitions fetch and with which epoch, as plain synchronous code.
 //! - `settings`: settings, the librdkafka configuration and the timeouts, side by side.
 //! - `admin`: the start-up preflight and watermarks for `landfall verify`.
 
 mod admin;
+mod backlog;
 mod convert;
 mod error;
 mod fetch_state;
@@ -23,7 +25,9 @@ mod protocol;
 mod rebalance;
 mod settings;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 
 use landfall_core::config::TopicSelection;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,6 +39,7 @@ pub use error::KafkaSinkError;
 pub use protocol::{Assigned, ConsumerCommand, ConsumerEvent, ConsumerHandle, StartAt, Tagged};
 pub use settings::{ConsumerSettings, ASSIGN_TIMEOUT};
 
+use backlog::Backlog;
 use rebalance::Context;
 use settings::client_config;
 
@@ -57,9 +62,15 @@ pub fn spawn(
     .map_err(KafkaSinkError::Subscribe)?;
     let (commands, command_rx) = std_mpsc::channel();
     let batch_records = settings.batch_records.max(1);
+    let held_bytes = Arc::new(AtomicU64::new(0));
+    let backlog = Backlog::new(held_bytes.clone());
     let thread = std::thread::Builder::new()
         .name(format!("landfall-consumer-{}", settings.kafka.group_id))
-        .spawn(move || poll::poll_loop(consumer, events, command_rx, batch_records))
+        .spawn(move || poll::poll_loop(consumer, events, command_rx, backlog, batch_records))
         .expect("spawn consumer thread");
-    Ok(ConsumerHandle { commands, thread })
+    Ok(ConsumerHandle {
+        commands,
+        thread,
+        held_bytes,
+    })
 }

@@ -3,7 +3,7 @@
 //! hands records to the sink over a bounded channel, and when the channel is full keeps what it
 //! could not send and pauses its partitions while it goes on polling.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::backlog::Backlog;
 use crate::convert::{to_record, INVALID_HEADER_KEY};
 use crate::fetch_state::Actions;
 use crate::protocol::{ConsumerCommand, ConsumerEvent, Tagged};
@@ -30,9 +31,9 @@ pub(crate) fn poll_loop(
     consumer: BaseConsumer<Context>,
     events: mpsc::Sender<ConsumerEvent>,
     commands: std_mpsc::Receiver<ConsumerCommand>,
+    mut held: Backlog,
     batch_records: usize,
 ) {
-    let mut held: VecDeque<Vec<Tagged>> = VecDeque::new();
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut invalid_header_records: u64 = 0;
     'outer: loop {
@@ -65,15 +66,8 @@ pub(crate) fn poll_loop(
 
         retry_seeks(&consumer);
 
-        while let Some(batch) = held.pop_front() {
-            match events.try_send(ConsumerEvent::Records(batch)) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(ConsumerEvent::Records(b))) => {
-                    held.push_front(b);
-                    break;
-                }
-                Err(_) => break 'outer,
-            }
+        if held.drain(&events).is_err() {
+            break 'outer;
         }
         if held.is_empty() {
             let actions = consumer.context().state().relieved();
@@ -136,31 +130,22 @@ pub(crate) fn poll_loop(
         if batch.is_empty() {
             continue;
         }
-        if !held.is_empty() {
-            held.push_back(batch);
-            continue;
+        if held.send(&events, ConsumerEvent::Records(batch)).is_err() {
+            break 'outer;
         }
-        match events.try_send(ConsumerEvent::Records(batch)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ConsumerEvent::Records(b))) => {
-                held.push_back(b);
-                let actions = consumer.context().state().backpressure();
-                apply(&consumer, &mut held, actions);
-            }
-            Err(_) => break 'outer,
+        if !held.is_empty() {
+            let actions = consumer.context().state().backpressure();
+            apply(&consumer, &mut held, actions);
         }
     }
     leave_group(consumer);
 }
 
 /// Carry out what the bookkeeping decided.
-fn apply(consumer: &BaseConsumer<Context>, held: &mut VecDeque<Vec<Tagged>>, a: Actions) {
+fn apply(consumer: &BaseConsumer<Context>, held: &mut Backlog, a: Actions) {
     for tp in &a.drop_held {
-        held.iter_mut().for_each(|b| {
-            b.retain(|t| !(t.record.topic == tp.topic && t.record.partition == tp.partition))
-        });
+        held.drop_partition(tp);
     }
-    held.retain(|b| !b.is_empty());
     if !a.pause.is_empty() {
         let _ = consumer.pause(&tpl_of(&a.pause));
     }

@@ -2,7 +2,9 @@
 //! ([`ConsumerEvent`]), what the sink tells the thread ([`ConsumerCommand`]), and the handle the
 //! sink keeps. Nothing here talks to Kafka.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use landfall_core::{KafkaRecord, TopicPartition};
@@ -80,4 +82,7 @@ pub enum ConsumerCommand {
 pub struct ConsumerHandle {
     pub commands: std_mpsc::Sender<ConsumerCommand>,
     pub thread: JoinHandle<()>,
+    /// Bytes ([`KafkaRecord::size_bytes`]) of records the thread holds because the channel is
+    /// full. They are fetched but not yet the sink's, so the sink's memory budget must count them.
+    pub held_bytes: Arc<AtomicU64>,
 }
