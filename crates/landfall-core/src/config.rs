@@ -823,6 +823,7 @@ fn validate(raw: RawSink, source: &str, file: &Path) -> Result<SinkConfig, Confi
         "bootstrap.servers",
         "enable.auto.commit",
         "enable.auto.offset.store",
+        "auto.offset.reset",
         "partition.assignment.strategy",
     ] {
         if raw.kafka.options.contains_key(reserved) {
@@ -1306,5 +1307,12 @@ prefix = "s3://lake/_landfall"
         );
         let err = parse(&text).unwrap_err();
         assert_eq!(err.0[0].key, "kafka.options.enable.auto.commit");
+        // A reset must never silently move a partition the store positioned.
+        let text = GOOD.replace(
+            "bootstrap_servers = \"127.0.0.1:9092\"",
+            "bootstrap_servers = \"127.0.0.1:9092\"\noptions = { \"auto.offset.reset\" = \"earliest\" }",
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.0[0].key, "kafka.options.auto.offset.reset");
     }
 }

@@ -22,6 +22,10 @@ pub(crate) struct Actions {
     /// Drop the records of these partitions the thread still holds: they were fetched before
     /// a seek.
     pub drop_held: Vec<TopicPartition>,
+    /// Start these partitions again at the offset by unassigning and assigning them (resumed
+    /// first, like any assignment): librdkafka refuses to seek a partition it stopped after an
+    /// offset-out-of-range error. Done before `pause`, which may pause them again.
+    pub reassign: Vec<(TopicPartition, i64)>,
 }
 
 /// A seek the sink asked for that librdkafka has not performed yet.
@@ -43,6 +47,15 @@ struct Part {
     /// records are dropped: they come from the old position, and taking them would leave a gap
     /// that the next batch's range would claim to cover.
     pending_seek: Option<PendingSeek>,
+    /// librdkafka stopped fetching it after an offset-out-of-range error: with
+    /// `auto.offset.reset=error` it sets the partition's fetch state to none, and refuses a
+    /// seek in that state ("Local: Erroneous state"). Kept paused until the sink seeks it; that
+    /// seek re-assigns it.
+    stalled: bool,
+    /// The offset librdkafka fetches next, as far as the thread can tell: where the partition
+    /// was started or sought, then one past the last record taken. (librdkafka's own fetch
+    /// position can be further on where compaction or transaction markers left offsets out.)
+    next: i64,
 }
 
 #[derive(Debug)]
@@ -68,7 +81,7 @@ impl FetchState {
 
     /// Whether `p` should be fetching now.
     fn runs(&self, p: &Part) -> bool {
-        self.fetching && !self.backpressured && !p.sink_paused
+        self.fetching && !self.backpressured && !p.sink_paused && !p.stalled
     }
 
     /// Partitions were assigned: `decided` start where the sink said, `undecided` have no start
@@ -80,6 +93,8 @@ impl FetchState {
                 epoch: s.epoch,
                 sink_paused: false,
                 pending_seek: None,
+                stalled: false,
+                next: s.offset,
             };
             // Every one: any of them may carry a pause from an earlier assignment.
             a.resume.push(s.tp.clone());
@@ -130,20 +145,29 @@ impl FetchState {
     /// The sink wants `tp` fetched from `offset` with a new `epoch`. A seek with an epoch not
     /// newer than the partition's is stale (it was meant for an earlier assignment).
     pub fn seek(&mut self, tp: TopicPartition, offset: i64, epoch: u64) -> Actions {
-        match self.parts.get_mut(&tp) {
-            Some(p) if p.epoch < epoch => {
-                p.epoch = epoch;
-                p.pending_seek = Some(PendingSeek {
-                    offset,
-                    refusals: 0,
-                });
-                Actions {
-                    drop_held: vec![tp],
-                    ..Actions::default()
-                }
+        let Some(p) = self.parts.get_mut(&tp).filter(|p| p.epoch < epoch) else {
+            return Actions::default();
+        };
+        p.epoch = epoch;
+        p.next = offset;
+        let mut a = Actions {
+            drop_held: vec![tp.clone()],
+            ..Actions::default()
+        };
+        if p.stalled {
+            p.stalled = false;
+            p.pending_seek = None;
+            a.reassign.push((tp.clone(), offset));
+            if !self.runs(&self.parts[&tp]) {
+                a.pause.push(tp);
             }
-            _ => Actions::default(),
+        } else {
+            p.pending_seek = Some(PendingSeek {
+                offset,
+                refusals: 0,
+            });
         }
+        a
     }
 
     /// Seeks still to perform.
@@ -208,12 +232,43 @@ impl FetchState {
 
     /// A record of `tp` was fetched: the epoch to tag it with, or `None` to drop it (the
     /// partition is not ours, a seek is pending, or shutdown began).
-    pub fn accept(&mut self, tp: &TopicPartition) -> Option<u64> {
-        let p = self.parts.get(tp)?;
-        if !self.fetching || p.pending_seek.is_some() {
+    pub fn accept(&mut self, tp: &TopicPartition, offset: i64) -> Option<u64> {
+        let p = self.parts.get_mut(tp)?;
+        if !self.fetching || p.pending_seek.is_some() || p.stalled {
             return None;
         }
+        p.next = offset + 1;
         Some(p.epoch)
+    }
+
+    /// librdkafka reported an offset-out-of-range error without saying for which partition
+    /// (see `poll::on_offset_reset`): the partitions that may be the one, with the offset each
+    /// was to be fetched from.
+    pub fn suspects(&self) -> Vec<(TopicPartition, i64)> {
+        let mut v: Vec<(TopicPartition, i64)> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| !p.stalled)
+            .map(|(tp, p)| (tp.clone(), p.next))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `tp` is out of range and librdkafka stopped fetching it: keep it paused until the sink
+    /// seeks it. A seek still pending is moot (librdkafka would refuse it now).
+    pub fn stall(&mut self, tp: &TopicPartition) -> Actions {
+        match self.parts.get_mut(tp) {
+            Some(p) if !p.stalled => {
+                p.stalled = true;
+                p.pending_seek = None;
+                Actions {
+                    pause: vec![tp.clone()],
+                    ..Actions::default()
+                }
+            }
+            _ => Actions::default(),
+        }
     }
 
     pub fn set_closing(&mut self) {
@@ -223,6 +278,12 @@ impl FetchState {
     pub fn is_closing(&self) -> bool {
         self.closing
     }
+}
+
+/// Whether fetching `next` fails with offset out of range on a log holding `low..high`
+/// (`high` itself is where the next record will be written: fetching it waits, it does not fail).
+pub(crate) fn out_of_range(next: i64, low: i64, high: i64) -> bool {
+    next < low || next > high
 }
 
 fn sorted<'a>(tps: impl Iterator<Item = &'a TopicPartition>) -> Vec<TopicPartition> {
@@ -259,8 +320,8 @@ mod tests {
         let mut s = FetchState::new();
         let a = s.assign(&[start(0, 5, 1)], &[tp(1)]);
         assert_eq!(a.pause, vec![tp(1)]);
-        assert_eq!(s.accept(&tp(0)), Some(1));
-        assert_eq!(s.accept(&tp(1)), None);
+        assert_eq!(s.accept(&tp(0), 0), Some(1));
+        assert_eq!(s.accept(&tp(1), 0), None);
     }
 
     #[test]
@@ -285,7 +346,11 @@ mod tests {
         let mut s = assigned(&[0]);
         let a = s.seek(tp(0), 42, 2);
         assert_eq!(a.drop_held, vec![tp(0)]);
-        assert_eq!(s.accept(&tp(0)), None, "fetched before the seek happened");
+        assert_eq!(
+            s.accept(&tp(0), 0),
+            None,
+            "fetched before the seek happened"
+        );
         let seek = PendingSeek {
             offset: 42,
             refusals: 0,
@@ -298,7 +363,7 @@ mod tests {
         };
         assert_eq!(s.seek_done(&tp(0), refused, true), None);
         assert!(s.pending_seeks().is_empty());
-        assert_eq!(s.accept(&tp(0)), Some(2));
+        assert_eq!(s.accept(&tp(0), 42), Some(2));
     }
 
     #[test]
@@ -324,8 +389,8 @@ mod tests {
         s.seek(tp(0), 10, 3);
         s.revoke(&[tp(0)]);
         assert!(s.pending_seeks().is_empty());
-        assert_eq!(s.accept(&tp(0)), None);
-        assert_eq!(s.accept(&tp(1)), Some(1));
+        assert_eq!(s.accept(&tp(0), 0), None);
+        assert_eq!(s.accept(&tp(1), 0), Some(1));
     }
 
     #[test]
@@ -359,11 +424,70 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_means_outside_low_to_high_inclusive() {
+        assert!(out_of_range(4, 5, 10), "retention removed it");
+        assert!(!out_of_range(5, 5, 10));
+        assert!(!out_of_range(10, 5, 10), "the next record to be written");
+        assert!(out_of_range(11, 5, 10), "the log lost records we saw");
+    }
+
+    #[test]
+    fn suspects_carry_the_offset_each_partition_fetches_next() {
+        let mut s = FetchState::new();
+        s.assign(&[start(0, 100, 1), start(1, 7, 1)], &[]);
+        s.accept(&tp(0), 100);
+        s.accept(&tp(0), 101);
+        assert_eq!(s.suspects(), vec![(tp(0), 102), (tp(1), 7)]);
+        s.seek(tp(1), 3, 2);
+        assert_eq!(s.suspects(), vec![(tp(0), 102), (tp(1), 3)]);
+    }
+
+    #[test]
+    fn a_stalled_partition_stays_paused_until_the_sink_seeks_it_then_is_reassigned() {
+        let mut s = assigned(&[0, 1]);
+        s.seek(tp(0), 9, 2); // refused so far: pending
+        assert_eq!(s.stall(&tp(0)).pause, vec![tp(0)]);
+        assert_eq!(s.stall(&tp(0)), Actions::default(), "already stalled");
+        assert!(
+            s.pending_seeks().is_empty(),
+            "librdkafka would refuse it now"
+        );
+        assert_eq!(s.suspects(), vec![(tp(1), 0)]);
+        assert_eq!(s.accept(&tp(0), 5), None);
+        // Neither the sink's resume nor relief from backpressure restarts it.
+        assert!(s.resume(vec![tp(0)]).resume.is_empty());
+        s.backpressure();
+        assert_eq!(s.relieved().resume, vec![tp(1)]);
+        // A stale seek does not either.
+        assert_eq!(s.seek(tp(0), 1, 2), Actions::default());
+        let a = s.seek(tp(0), 20, 3);
+        assert_eq!(a.reassign, vec![(tp(0), 20)]);
+        assert_eq!(a.drop_held, vec![tp(0)]);
+        assert!(a.pause.is_empty());
+        assert!(
+            s.pending_seeks().is_empty(),
+            "the assignment sets the offset"
+        );
+        assert_eq!(s.accept(&tp(0), 20), Some(3));
+    }
+
+    #[test]
+    fn a_stalled_partition_reassigned_while_paused_is_paused_again() {
+        let mut s = assigned(&[0]);
+        s.pause(vec![tp(0)]);
+        s.stall(&tp(0));
+        let a = s.seek(tp(0), 20, 3);
+        assert_eq!(a.reassign, vec![(tp(0), 20)]);
+        assert_eq!(a.pause, vec![tp(0)], "the sink still has it paused");
+        assert_eq!(s.resume(vec![tp(0)]).resume, vec![tp(0)]);
+    }
+
+    #[test]
     fn stop_fetching_pauses_everything_and_resumes_nothing() {
         let mut s = assigned(&[0, 1]);
         let a = s.stop_fetching();
         assert_eq!(a.pause, vec![tp(0), tp(1)]);
-        assert_eq!(s.accept(&tp(0)), None);
+        assert_eq!(s.accept(&tp(0), 0), None);
         assert!(s.resume(vec![tp(0)]).resume.is_empty());
         s.backpressure();
         assert!(s.relieved().resume.is_empty());

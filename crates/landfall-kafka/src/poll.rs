@@ -10,18 +10,18 @@ use std::time::{Duration, Instant};
 
 use landfall_core::TopicPartition;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
-use crate::backlog::Backlog;
+use crate::backlog::{Backlog, Closed};
 use crate::convert::{to_record, INVALID_HEADER_KEY};
-use crate::fetch_state::Actions;
+use crate::fetch_state::{out_of_range, Actions};
 use crate::protocol::{ConsumerCommand, ConsumerEvent, Tagged};
 use crate::rebalance::{tpl_of, Context};
-use crate::settings::{LEAVE_GROUP_TIMEOUT, SEEK_TIMEOUT};
+use crate::settings::{LEAVE_GROUP_TIMEOUT, METADATA_TIMEOUT, SEEK_TIMEOUT};
 
 /// How long one `poll` waits when there is nothing to send, and when a backlog waits for room.
 const POLL_IDLE: Duration = Duration::from_millis(100);
@@ -91,7 +91,7 @@ pub(crate) fn poll_loop(
                     let tp = TopicPartition::new(topic.clone(), m.partition());
                     // Records of partitions no longer assigned, fetched before a pending seek,
                     // or fetched after shutdown began are dropped.
-                    if let Some(epoch) = consumer.context().state().accept(&tp) {
+                    if let Some(epoch) = consumer.context().state().accept(&tp, m.offset()) {
                         let c = to_record(&m, &topic);
                         if c.invalid_header_keys > 0 {
                             invalid_header_records += 1;
@@ -109,6 +109,12 @@ pub(crate) fn poll_loop(
                             epoch,
                         });
                     }
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    if on_offset_reset(&consumer, &mut held, &events).is_err() {
+                        break 'outer;
+                    }
+                    break;
                 }
                 Some(Err(e)) => {
                     if let KafkaError::MessageConsumption(code) = &e {
@@ -141,10 +147,22 @@ pub(crate) fn poll_loop(
     leave_group(consumer);
 }
 
-/// Carry out what the bookkeeping decided.
+/// Carry out what the bookkeeping decided, in the order [`Actions`] asks for.
 fn apply(consumer: &BaseConsumer<Context>, held: &mut Backlog, a: Actions) {
     for tp in &a.drop_held {
         held.drop_partition(tp);
+    }
+    for (tp, offset) in &a.reassign {
+        if let Err(e) = reassign(consumer, tp, *offset) {
+            // The partition would stay stopped with nobody noticing: stop the sink instead.
+            error!(%tp, offset, error = %e, "cannot restart the partition after offset out of range");
+            let _ = held.send(
+                &consumer.context().events,
+                ConsumerEvent::Fatal(format!(
+                    "{tp}: cannot restart fetching at offset {offset} after an offset-out-of-range error: {e}"
+                )),
+            );
+        }
     }
     if !a.pause.is_empty() {
         let _ = consumer.pause(&tpl_of(&a.pause));
@@ -152,6 +170,93 @@ fn apply(consumer: &BaseConsumer<Context>, held: &mut Backlog, a: Actions) {
     if !a.resume.is_empty() {
         let _ = consumer.resume(&tpl_of(&a.resume));
     }
+}
+
+/// Start `tp` again at `offset`. A seek cannot do it: after an offset-out-of-range error with
+/// `auto.offset.reset=error`, librdkafka leaves the partition in fetch state none, where it
+/// refuses seeks (rd_kafka_toppar_seek: "Local: Erroneous state"); only a new fetch start,
+/// i.e. an assignment, restarts it. Under the cooperative protocol Landfall uses, librdkafka
+/// accepts incremental (un)assigns outside a rebalance, and no rebalance callback can run
+/// between the two calls (callbacks run inside `poll`, on this thread).
+fn reassign(consumer: &BaseConsumer<Context>, tp: &TopicPartition, offset: i64) -> KafkaResult<()> {
+    let one = tpl_of(std::slice::from_ref(tp));
+    // The thread paused it when it stalled, and librdkafka keeps that pause across
+    // unassign/assign (see rebalance.rs).
+    consumer.resume(&one)?;
+    consumer.incremental_unassign(&one)?;
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))?;
+    consumer.incremental_assign(&at)
+}
+
+/// librdkafka reported `RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET`: with `auto.offset.reset=error`,
+/// a fetch failed with offset out of range (or there was no offset to start from), and
+/// librdkafka stopped fetching that partition (fetch state none, rdkafka_offset.c
+/// `rd_kafka_offset_reset`). librdkafka puts the partition and the offset asked for on the
+/// error event (`rd_kafka_event_topic_partition`), but rust-rdkafka 0.39's `BaseConsumer::poll`
+/// turns it into a bare `KafkaError::MessageConsumption(AutoOffsetReset)`; only the message
+/// reaches `ClientContext::error` ("fetch failed due to requested offset not available on the
+/// broker: Broker: Offset out of range (broker N)", logged there), naming neither. No safe API
+/// reaches the event. So the thread finds the partition itself: every partition whose
+/// next offset is outside its current watermarks. Records fetched before the error were polled
+/// before it (same queue), so the thread's next offset is the fetch position, except where
+/// compaction or transaction markers skipped offsets at the end of what was fetched.
+///
+/// Each one found is paused and reported to the sink (behind the records held for it). If none
+/// is found, the partition cannot be named and would stall silently: the sink is stopped.
+fn on_offset_reset(
+    consumer: &BaseConsumer<Context>,
+    held: &mut Backlog,
+    events: &mpsc::Sender<ConsumerEvent>,
+) -> Result<(), Closed> {
+    let suspects = consumer.context().state().suspects();
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    let mut found = 0;
+    let mut unchecked = 0;
+    for (tp, next) in &suspects {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (low, high) = match consumer.fetch_watermarks(&tp.topic, tp.partition, left) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(%tp, error = %e, "no watermarks while looking for the partition out of range");
+                unchecked += 1;
+                continue;
+            }
+        };
+        if !out_of_range(*next, low, high) {
+            continue;
+        }
+        found += 1;
+        error!(%tp, position = next, low, high,
+            "offset out of range: Kafka does not hold the partition's next offset; it stays paused until the sink decides");
+        let actions = consumer.context().state().stall(tp);
+        apply(consumer, held, actions);
+        held.send(
+            events,
+            ConsumerEvent::OffsetOutOfRange {
+                tp: tp.clone(),
+                position: Some(*next),
+                low,
+                high,
+            },
+        )?;
+    }
+    if found == 0 {
+        error!(
+            partitions = suspects.len(),
+            unchecked, "offset out of range on a partition that cannot be identified"
+        );
+        held.send(
+            events,
+            ConsumerEvent::Fatal(format!(
+                "librdkafka reported an offset out of range (auto.offset.reset=error), but none of \
+                 the {} assigned partition(s) is to be fetched outside its watermarks ({unchecked} \
+                 could not be checked); rather than let a partition stall unnoticed, the consumer stops",
+                suspects.len()
+            )),
+        )?;
+    }
+    Ok(())
 }
 
 fn commit_hint(

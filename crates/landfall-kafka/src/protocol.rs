@@ -51,7 +51,23 @@ pub enum ConsumerEvent {
         lost: bool,
         reply: std_mpsc::SyncSender<()>,
     },
-    /// The consumer cannot go on (fatal librdkafka error).
+    /// Kafka no longer has (or does not yet have) the offset `tp` was to be fetched from.
+    /// librdkafka stopped fetching the partition (`auto.offset.reset=error`) and the thread
+    /// keeps it paused; it fetches again only after a [`ConsumerCommand::Seek`] with a newer
+    /// epoch. Every record fetched before the error was delivered before this event.
+    OffsetOutOfRange {
+        tp: TopicPartition,
+        /// The offset that was to be fetched, if known: where the partition was started or
+        /// sought, or one past the last record delivered.
+        position: Option<i64>,
+        /// Watermarks right after the error: `position < low` means retention removed records
+        /// before they were landed; `position > high` means the log is shorter than where
+        /// Landfall stands (records were lost, e.g. in an unclean leader election, or the topic
+        /// was recreated).
+        low: i64,
+        high: i64,
+    },
+    /// The consumer cannot go on (fatal librdkafka error, or a state it cannot resolve alone).
     Fatal(String),
 }
 

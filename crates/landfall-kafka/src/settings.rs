@@ -61,7 +61,9 @@ pub(crate) fn client_config(s: &ConsumerSettings) -> ClientConfig {
         // Offsets are decided by the object store and committed by Landfall as hints.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+        // The sink decides every start position from the store, so a position Kafka does not
+        // hold must never be replaced silently: librdkafka reports it, the sink decides.
+        .set("auto.offset.reset", "error")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", s.kafka.session_timeout_ms.to_string())
         // Bound what librdkafka prefetches; the sink's byte budget covers the rest.
@@ -112,6 +114,7 @@ mod tests {
         let c = client_config(&settings(&[("fetch.wait.max.ms", "10")]));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("auto.offset.reset"), Some("error"));
         assert_eq!(
             c.get("partition.assignment.strategy"),
             Some("cooperative-sticky")

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -81,4 +82,38 @@ fn an_application_pause_survives_unassign_and_assign() {
     c.resume(&one).expect("resume");
     c.incremental_assign(&at(2)).expect("assign again");
     assert_eq!(drain(&c, Duration::from_secs(2)), vec![2, 3, 4]);
+}
+
+#[test]
+fn offset_out_of_range_stops_the_partition_nameless_and_only_an_assignment_restarts_it() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, 5);
+    let c = consumer(&bootstrap);
+    c.incremental_assign(&at(100)).expect("assign");
+    // rust-rdkafka hands the error over without its partition or offset.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(Instant::now() < deadline, "no offset reset error");
+        match c.poll(Duration::from_millis(100)) {
+            Some(Err(e)) => break e,
+            Some(Ok(m)) => panic!("fetched offset {}", rdkafka::Message::offset(&m)),
+            None => {}
+        }
+    };
+    assert_eq!(
+        err,
+        KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
+    );
+    // The partition stopped: a seek is refused ("Local: Erroneous state")...
+    let seek = c.seek(TOPIC, 0, Offset::Offset(1), Duration::from_secs(1));
+    assert!(seek.is_err(), "seek accepted: {seek:?}");
+    assert_eq!(drain(&c, Duration::from_secs(1)), Vec::<i64>::new());
+    // ...and unassigning and assigning again restarts it.
+    let mut one = TopicPartitionList::new();
+    one.add_partition(TOPIC, 0);
+    c.incremental_unassign(&one).expect("unassign");
+    c.incremental_assign(&at(1)).expect("assign again");
+    assert_eq!(drain(&c, Duration::from_secs(2)), vec![1, 2, 3, 4]);
 }

@@ -328,6 +328,22 @@ impl Sink {
                 let _ = reply.send(());
                 r
             }
+            // Not handled yet (retention gap: seek to `low` and record the gap; high side: stop
+            // the partition): stop rather than skip anything.
+            ConsumerEvent::OffsetOutOfRange {
+                tp,
+                position,
+                low,
+                high,
+            } => {
+                error!(sink = %self.name, %tp, ?position, low, high, "offset out of range");
+                Err(SinkError::Consumer {
+                    sink: self.name.clone(),
+                    message: format!(
+                        "{tp}: offset {position:?} is out of range (Kafka holds {low}..{high}); stopping, nothing was skipped"
+                    ),
+                })
+            }
             ConsumerEvent::Fatal(message) => Err(SinkError::Consumer {
                 sink: self.name.clone(),
                 message,
