@@ -76,6 +76,7 @@ pub(crate) fn poll_loop(
 
         // Poll even when paused or backpressured: it serves rebalances and keeps membership.
         let mut batch = Vec::new();
+        let mut offset_reset = false;
         let mut timeout = if held.is_empty() {
             POLL_IDLE
         } else {
@@ -111,9 +112,9 @@ pub(crate) fn poll_loop(
                     }
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                    if on_offset_reset(&consumer, &mut held, &events).is_err() {
-                        break 'outer;
-                    }
+                    // Handled once this batch is on its way: the sink must see the records
+                    // polled before the error first.
+                    offset_reset = true;
                     break;
                 }
                 Some(Err(e)) => {
@@ -133,10 +134,10 @@ pub(crate) fn poll_loop(
             }
             timeout = Duration::ZERO;
         }
-        if batch.is_empty() {
-            continue;
+        if !batch.is_empty() && held.send(&events, ConsumerEvent::Records(batch)).is_err() {
+            break 'outer;
         }
-        if held.send(&events, ConsumerEvent::Records(batch)).is_err() {
+        if offset_reset && on_offset_reset(&consumer, &mut held, &events).is_err() {
             break 'outer;
         }
         if !held.is_empty() {
@@ -203,7 +204,10 @@ fn reassign(consumer: &BaseConsumer<Context>, tp: &TopicPartition, offset: i64) 
 /// compaction or transaction markers skipped offsets at the end of what was fetched.
 ///
 /// Each one found is paused and reported to the sink (behind the records held for it). If none
-/// is found, the partition cannot be named and would stall silently: the sink is stopped.
+/// is found, the partition cannot be named and would stall silently: the sink is stopped. A
+/// partition flagged although librdkafka still fetched it (paused by the sink, or prefetched
+/// past an offset retention removed since) would hit the same error once fetched further; the
+/// sink decides for it the same way, so nothing is skipped unrecorded.
 fn on_offset_reset(
     consumer: &BaseConsumer<Context>,
     held: &mut Backlog,
