@@ -22,5 +22,5 @@ pub mod sink;
 pub mod stores;
 
 pub use metrics::Metrics;
-pub use sink::{drive, run_sink, SinkContext, SinkError};
+pub use sink::{drive, drive_with, run_sink, SinkContext, SinkError};
 pub use stores::SinkStores;

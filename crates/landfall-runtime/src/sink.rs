@@ -9,6 +9,7 @@
 //! the consumer's side without a broker.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,7 +136,14 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
     let (events_tx, mut events) = mpsc::channel(32);
     let handle = landfall_kafka::spawn(settings, events_tx).map_err(kafka_err)?;
     let metrics = ctx.metrics.clone();
-    let result = drive(ctx, &mut events, handle.commands.clone(), &shutdown).await;
+    let result = drive_with(
+        ctx,
+        &mut events,
+        handle.commands.clone(),
+        handle.held_bytes.clone(),
+        &shutdown,
+    )
+    .await;
     if let Err(e) = &result {
         error!(sink = %name, error = %e, "sink stopped");
     }
@@ -181,6 +189,18 @@ pub async fn drive(
     commands: std_mpsc::Sender<ConsumerCommand>,
     shutdown: &CancellationToken,
 ) -> Result<(), SinkError> {
+    drive_with(ctx, events, commands, Default::default(), shutdown).await
+}
+
+/// [`drive`], with the bytes the consumer holds back for a full channel (they count against
+/// the memory budget).
+pub async fn drive_with(
+    ctx: SinkContext,
+    events: &mut mpsc::Receiver<ConsumerEvent>,
+    commands: std_mpsc::Sender<ConsumerCommand>,
+    consumer_held: Arc<AtomicU64>,
+    shutdown: &CancellationToken,
+) -> Result<(), SinkError> {
     let cfg = ctx.config;
     let name = cfg.name.clone();
     let seed: u64 = rand::random();
@@ -219,6 +239,7 @@ pub async fn drive(
         landings: JoinSet::new(),
         in_flight: HashMap::new(),
         recoveries: JoinSet::new(),
+        consumer_held,
         started: Instant::now(),
     };
     info!(sink = %sink.name, group = %cfg.kafka.group_id, writer = %ctx.writer_id, "sink started");
@@ -250,6 +271,8 @@ struct Sink {
     landings: JoinSet<LandOutcome>,
     in_flight: HashMap<(TopicPartition, u64), AbortHandle>,
     recoveries: JoinSet<RecoverOutcome>,
+    /// Bytes of records the consumer thread holds for a full channel.
+    consumer_held: Arc<AtomicU64>,
     started: Instant,
 }
 
@@ -435,6 +458,22 @@ impl Sink {
                 let _ = reply.send(());
                 r
             }
+            // Not handled yet (retention gap: seek to `low` and record the gap; high side: stop
+            // the partition): stop rather than skip anything.
+            ConsumerEvent::OffsetOutOfRange {
+                tp,
+                position,
+                low,
+                high,
+            } => {
+                error!(sink = %self.name, %tp, ?position, low, high, "offset out of range");
+                Err(SinkError::Consumer {
+                    sink: self.name.clone(),
+                    message: format!(
+                        "{tp}: offset {position:?} is out of range (Kafka holds {low}..{high}); stopping, nothing was skipped"
+                    ),
+                })
+            }
             ConsumerEvent::Fatal(message) => Err(SinkError::Consumer {
                 sink: self.name.clone(),
                 message,
@@ -445,6 +484,7 @@ impl Sink {
     fn on_records(&mut self, records: Vec<Tagged>) -> Result<(), SinkError> {
         let now = self.now();
         let state = &mut self.state;
+        let records = records.into_iter().map(|t| (t.record, t.epoch));
         let (actions, tally) =
             cpu(|| state.records(records, now)).map_err(|e| self.state_err(e))?;
         for (topic, taken, duplicates) in &tally.by_topic {
@@ -464,13 +504,14 @@ impl Sink {
 
     fn on_tick(&mut self) -> Result<(), SinkError> {
         let now = self.now();
+        let held = self.consumer_held.load(Ordering::Relaxed);
         let state = &mut self.state;
-        let actions = cpu(|| state.tick(now, 0)).map_err(|e| self.state_err(e))?;
+        let actions = cpu(|| state.tick(now, held)).map_err(|e| self.state_err(e))?;
         self.perform(actions);
         self.metrics
             .buffered_bytes
             .with_label_values(&[&self.name])
-            .set(self.state.buffered_bytes() as i64);
+            .set((self.state.buffered_bytes() + held) as i64);
         Ok(())
     }
 

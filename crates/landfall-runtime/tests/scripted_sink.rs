@@ -15,7 +15,7 @@ use landfall_core::config::SinkConfig;
 use landfall_core::flush::FlushReason;
 use landfall_core::manifest::{Landed, OffsetRange};
 use landfall_core::{KafkaRecord, TopicPartition};
-use landfall_kafka::{Assigned, ConsumerCommand, ConsumerEvent, StartAt};
+use landfall_kafka::{Assigned, ConsumerCommand, ConsumerEvent, StartAt, Tagged};
 use landfall_runtime::land::{land, LandSettings};
 use landfall_runtime::publish::Publisher;
 use landfall_runtime::{drive, Metrics, SinkContext, SinkError, SinkStores};
@@ -170,7 +170,12 @@ impl Script {
     }
 
     async fn deliver(&mut self, partition: i32, epoch: u64, offsets: std::ops::Range<i64>) {
-        let recs: Vec<_> = offsets.map(|o| (record(partition, o), epoch)).collect();
+        let recs: Vec<_> = offsets
+            .map(|o| Tagged {
+                record: record(partition, o),
+                epoch,
+            })
+            .collect();
         for chunk in recs.chunks(64) {
             self.events
                 .send(ConsumerEvent::Records(chunk.to_vec()))

@@ -265,9 +265,12 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
                 .collect(),
         };
         let kafka = cfg.kafka.clone();
-        let watermarks =
+        let watermarks: BTreeMap<(String, i32), (i64, i64)> =
             tokio::task::spawn_blocking(move || landfall_kafka::watermarks(&kafka, &topics))
-                .await??;
+                .await??
+                .into_iter()
+                .map(|(tp, w)| ((tp.topic.to_string(), tp.partition), w))
+                .collect();
         let mut keys: Vec<(String, i32)> = watermarks.keys().cloned().collect();
         for k in by_partition.keys() {
             if !keys.contains(k) {

@@ -1,0 +1,138 @@
+//! What the consumer is configured with: the settings the sink passes in, the librdkafka client
+//! configuration built from them, and the timeouts that bound every blocking call the consumer
+//! thread makes.
+//!
+//! # How the timeouts relate
+//!
+//! The thread is the only caller of `poll`, and librdkafka runs the rebalance callbacks inside
+//! `poll`, so every wait below is time the member does not poll. Heartbeats go on meanwhile
+//! (librdkafka sends them from its own thread), so the limit that matters for a wait inside a
+//! callback is `max.poll.interval.ms` (librdkafka's default: 300 s), after which the member is
+//! evicted; a revoke additionally holds up the whole group's rebalance.
+//!
+//! - [`ConsumerSettings::revoke_timeout`] (config `runtime.revoke_flush_timeout_ms`, default 5 s):
+//!   the wait for the sink to land revoked partitions. The config check keeps it below
+//!   `kafka.session_timeout_ms`; the sink itself gives up at 90 % of it.
+//! - [`ConsumerSettings::assign_timeout`] (config `runtime.recovery_timeout_ms`, default 120 s,
+//!   plus a margin the sink adds): the wait for the sink to say where new partitions start. The
+//!   sink's recovery gives up at `recovery_timeout_ms`, below it, so the sink answers (if only
+//!   with an error) before the thread gives up; the config check keeps `recovery_timeout_ms`
+//!   below `max.poll.interval.ms`. Before that wait the callback looks up committed offsets and
+//!   watermarks, each bounded by [`METADATA_TIMEOUT`].
+//! - [`METADATA_TIMEOUT`] (10 s): one metadata, committed-offset or watermark request.
+//! - [`SEEK_TIMEOUT`] (1 s): one seek; a refused seek is retried on the next loop, so this only
+//!   bounds how long one loop may stall.
+//! - [`LEAVE_GROUP_TIMEOUT`] (5 s): how long the thread keeps polling after unsubscribing so the
+//!   final revoke is served. The sink waits longer than this for the thread to end
+//!   (`CONSUMER_CLOSE_TIMEOUT` in `landfall-runtime`, 15 s).
+
+use std::time::Duration;
+
+use landfall_core::config::{KafkaConfig, TopicSelection};
+use rdkafka::config::ClientConfig;
+
+/// One metadata, committed-offset or watermark request.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// One seek request (retried every loop while refused).
+pub const SEEK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the thread polls after unsubscribing, to serve the final revoke.
+pub const LEAVE_GROUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the consumer thread of one sink is started with.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub kafka: KafkaConfig,
+    pub topics: TopicSelection,
+    pub client_id: String,
+    /// How long the thread waits for the sink to land revoked partitions (see the module docs).
+    pub revoke_timeout: Duration,
+    /// How long the thread waits for the sink to say where new partitions start.
+    pub assign_timeout: Duration,
+    /// Records per channel message.
+    pub batch_records: usize,
+}
+
+/// The group consumer's librdkafka configuration. User options come last, so they win; the
+/// config validation refuses the ones Landfall depends on.
+pub(crate) fn client_config(s: &ConsumerSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &s.kafka.bootstrap_servers)
+        .set("group.id", &s.kafka.group_id)
+        .set("client.id", &s.client_id)
+        // Records of aborted transactions must never land (librdkafka's default, said outright).
+        .set("isolation.level", "read_committed")
+        // Offsets are decided by the object store and committed by Landfall as hints.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // The sink decides every start position from the store, so a position Kafka does not
+        // hold must never be replaced silently: librdkafka reports it, the sink decides.
+        .set("auto.offset.reset", "error")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", s.kafka.session_timeout_ms.to_string())
+        // Bound what librdkafka prefetches; the sink's byte budget covers the rest.
+        .set("queued.max.messages.kbytes", "65536")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in &s.kafka.options {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A group-less client for metadata and watermarks (`landfall verify`).
+pub(crate) fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.bootstrap_servers);
+    for (k, v) in &kafka.options {
+        c.set(k, v);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_core::config::StartFrom;
+
+    fn settings(options: &[(&str, &str)]) -> ConsumerSettings {
+        ConsumerSettings {
+            kafka: KafkaConfig {
+                bootstrap_servers: "k1:9092".into(),
+                group_id: "g".into(),
+                start_from: StartFrom::Earliest,
+                session_timeout_ms: 10_000,
+                options: options
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            topics: TopicSelection::Names(vec!["t".into()]),
+            client_id: "landfall-s-w".into(),
+            revoke_timeout: Duration::from_secs(5),
+            assign_timeout: Duration::from_secs(60),
+            batch_records: 10,
+        }
+    }
+
+    #[test]
+    fn offsets_are_landfalls_and_user_options_come_last() {
+        let c = client_config(&settings(&[("fetch.wait.max.ms", "10")]));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("auto.offset.reset"), Some("error"));
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
+        assert_eq!(
+            c.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(c.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("10"));
+    }
+
+    #[test]
+    fn admin_client_has_no_group() {
+        let s = settings(&[("security.protocol", "ssl")]);
+        let c = admin_config(&s.kafka);
+        assert_eq!(c.get("group.id"), None);
+        assert_eq!(c.get("security.protocol"), Some("ssl"));
+    }
+}
