@@ -52,6 +52,15 @@ pub fn initial_offset(start_from: StartFrom, watermarks: Option<(i64, i64)>) -> 
     }
 }
 
+/// Offsets `[next, low)` the topic no longer holds though no commit covers them: retention
+/// removed them before they were landed. `None` when nothing is missing or nothing is known.
+pub fn retention_gap(next: i64, watermarks: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    watermarks
+        .map(|(low, _)| low)
+        .filter(|&low| next < low)
+        .map(|low| (next, low))
+}
+
 /// What the caller must do.
 #[derive(Debug, Clone)]
 pub enum Action {

@@ -42,3 +42,73 @@ impl Publisher {
         io::put(&self.markers, &marker, Bytes::from(m.to_json())).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_core::manifest::{OffsetRange, FORMAT_VERSION};
+    use std::sync::Arc;
+
+    fn manifest(markers: &Location) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            sink: "s".into(),
+            topic: "t".into(),
+            partition: 3,
+            offsets: OffsetRange::new(10, 19),
+            records: 10,
+            rows: 10,
+            dead_lettered: 0,
+            files: vec![],
+            dead_letter_files: vec![],
+            schema_fingerprint: None,
+            event_time: None,
+            writer_id: "w".into(),
+            attempt_id: "a".into(),
+            landed_at: "2026-11-22T00:00:00.000Z".into(),
+            flush_reason: "age".into(),
+            commit_url: markers.url_of(&markers.path("_commits/s/t/00003/x.json")),
+            marker_url: markers.url_of(&markers.path("batches/s/t/dt=2026-11-22/hour=00/m.json")),
+        }
+    }
+
+    #[tokio::test]
+    async fn publishes_the_index_entry_and_the_marker_and_repeats_harmlessly() {
+        let markers = Location::from_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://lake",
+            "_landfall",
+        );
+        let m = manifest(&markers);
+        let p = Publisher::new(markers.clone());
+        for _ in 0..2 {
+            p.publish(&m).await.unwrap();
+        }
+        let index = io::get(&markers, &index_key("s", "t", 3, 20))
+            .await
+            .unwrap();
+        let entry: IndexEntry = serde_json::from_slice(&index.unwrap()).unwrap();
+        assert_eq!(entry, IndexEntry { first: 10 });
+        let marker = io::get(&markers, "batches/s/t/dt=2026-11-22/hour=00/m.json")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(Manifest::from_json(&marker).unwrap(), m);
+    }
+
+    #[tokio::test]
+    async fn a_marker_outside_the_prefix_is_refused() {
+        let markers = Location::from_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://lake",
+            "_landfall",
+        );
+        let mut m = manifest(&markers);
+        m.marker_url = "s3://elsewhere/m.json".into();
+        let err = Publisher::new(markers).publish(&m).await.unwrap_err();
+        assert!(
+            err.to_string().contains("outside the marker prefix"),
+            "{err}"
+        );
+    }
+}

@@ -19,7 +19,7 @@ use landfall_core::config::{SinkConfig, StartFrom};
 use landfall_core::flush::FlushPolicy;
 use landfall_core::manifest::{rfc3339_ms, Landed};
 use landfall_core::state::{
-    initial_offset, Action, LandingResult, Now, SinkState, StateError, StateSettings,
+    initial_offset, retention_gap, Action, LandingResult, Now, SinkState, StateError, StateSettings,
 };
 use landfall_core::TopicPartition;
 use landfall_kafka::{
@@ -608,11 +608,9 @@ impl Sink {
         let mut starts = Vec::new();
         for (a, r) in partitions.into_iter().zip(results) {
             let rec = r?;
-            if let Some((low, _)) = a.watermarks {
-                if rec.next < low {
-                    warn!(sink = %self.name, tp = %a.tp, next = rec.next, earliest = low,
-                        "the topic no longer holds offsets {}..{}: retention removed them before they were landed", rec.next, low);
-                }
+            if let Some((from, to)) = retention_gap(rec.next, a.watermarks) {
+                warn!(sink = %self.name, tp = %a.tp, next = rec.next, earliest = to,
+                    "the topic no longer holds offsets {from}..{to}: retention removed them before they were landed");
             }
             info!(sink = %self.name, tp = %a.tp, next = rec.next, via = rec.via, listed = rec.listed, "partition recovered");
             self.metrics

@@ -68,6 +68,8 @@ type = "json"
 
 [store]
 url = "{data}"
+max_retries = 3
+request_timeout_ms = 10000
 {opts}
 [marker]
 prefix = "{markers}"
@@ -97,13 +99,10 @@ pub fn open_opts(t: &Target) -> OpenOptions {
     }
 }
 
-pub fn stores(cfg: &SinkConfig, t: &Target) -> SinkStores {
-    let o = open_opts(t);
-    SinkStores {
-        data: Location::open(&cfg.store.url, &o).expect("open data"),
-        markers: Location::open(&cfg.marker.prefix, &o).expect("open markers"),
-        dead_letters: Location::open(&cfg.errors.dead_letter_url, &o).expect("open dead letters"),
-    }
+/// The sink's stores, opened the way `landfall run` opens them (the target's options are in
+/// the config `sink_toml` wrote).
+pub fn stores(cfg: &SinkConfig, _t: &Target) -> SinkStores {
+    SinkStores::open(cfg).expect("open the sink's stores")
 }
 
 /// A sink running in this process.
