@@ -20,6 +20,8 @@ use crate::config::{FormatConfig, MetadataColumn};
 use crate::record::KafkaRecord;
 use crate::schema::{declared_schema, header_fields, metadata_field, raw_schema};
 
+mod infer;
+
 /// A record that could not be decoded, with the reason. Goes to the dead-letter destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -212,81 +214,54 @@ fn declared_one(schema: &SchemaRef, r: &KafkaRecord) -> Result<RecordBatch, Stri
     }
 }
 
-/// Decode one chunk inferring the schema from it.
+/// Decode one chunk inferring the schema from it. Only values that are not JSON objects are
+/// rejected; every object lands (see `infer`).
 fn decode_inferred(records: &[KafkaRecord]) -> PayloadResult {
-    let mut values = Vec::with_capacity(records.len());
+    let mut objects = Vec::with_capacity(records.len());
     let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        let Some(v) = &r.value else {
-            rejected.push(reject(r, "record has no value (a tombstone)"));
-            continue;
-        };
-        match serde_json::from_slice::<Value>(v) {
-            Ok(Value::Object(o)) => {
-                values.push(Value::Object(o));
+        match json_object(r) {
+            Ok(o) => {
+                objects.push(o);
                 accepted.push(i);
             }
-            Ok(other) => rejected.push(reject(
-                r,
-                format!("expected a JSON object, found {}", json_kind(&other)),
-            )),
-            Err(e) => rejected.push(reject(r, format!("invalid JSON: {e}"))),
+            Err(reason) => rejected.push(reject(r, reason)),
         }
     }
-    let schema = match arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)) {
-        Ok(s) => Arc::new(s),
-        Err(_) => {
-            // Conflicting types inside the chunk: keep the records that agree with the schema
-            // built so far, reject the ones that conflict with it.
-            let mut schema = Schema::empty();
-            let mut keep_values = Vec::new();
-            let mut keep_idx = Vec::new();
-            for (v, i) in values.into_iter().zip(accepted) {
-                let merged =
-                    arrow_json::reader::infer_json_schema_from_iterator(std::iter::once(Ok(&v)))
-                        .and_then(|s| Schema::try_merge([schema.clone(), s]));
-                match merged {
-                    Ok(m) => {
-                        schema = m;
-                        keep_values.push(v);
-                        keep_idx.push(i);
-                    }
-                    Err(e) => rejected.push(reject(
-                        &records[i],
-                        format!("conflicts with the types of earlier records: {e}"),
-                    )),
-                }
-            }
-            values = keep_values;
-            accepted = keep_idx;
-            Arc::new(schema)
-        }
-    };
-    let mut d = json_decoder(&schema, values.len())?;
-    d.serialize(&values).map_err(|e| e.to_string())?;
-    let batch = match d.flush().map_err(|e| e.to_string())? {
-        Some(b) => b,
-        None => RecordBatch::try_new_with_options(
-            schema.clone(),
-            vec![],
-            &RecordBatchOptions::new().with_row_count(Some(0)),
-        )
-        .map_err(|e| e.to_string())?,
-    };
-    // Zero-field objects decode to a batch without columns; keep its row count right.
-    let batch = if batch.num_rows() != values.len() && batch.num_columns() == 0 {
-        RecordBatch::try_new_with_options(
-            schema,
-            vec![],
-            &RecordBatchOptions::new().with_row_count(Some(values.len())),
-        )
-        .map_err(|e| e.to_string())?
-    } else {
-        batch
-    };
+    let batch = infer::objects_to_batch(&objects).map_err(|e| e.to_string())?;
     Ok((batch, accepted, rejected))
 }
+
+/// Parse a record value as one JSON object, or say why it is not one.
+fn json_object(r: &KafkaRecord) -> Result<serde_json::Map<String, Value>, String> {
+    let Some(v) = &r.value else {
+        return Err("record has no value (a tombstone)".into());
+    };
+    let text = std::str::from_utf8(v).map_err(|e| {
+        format!(
+            "value is not UTF-8 (invalid byte at position {}), so not JSON",
+            e.valid_up_to()
+        )
+    })?;
+    if text.trim_ascii().is_empty() {
+        return Err("value is empty (no bytes or only whitespace), not a JSON object".into());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(other) => Err(format!(
+            "expected a JSON object, found {}",
+            json_kind(&other)
+        )),
+        Err(e) if e.to_string().starts_with("recursion limit exceeded") => Err(format!(
+            "value is nested deeper than {JSON_MAX_DEPTH} levels (the JSON parser's limit): {e}"
+        )),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// serde_json's recursion limit: deeper values fail to parse instead of exhausting the stack.
+const JSON_MAX_DEPTH: usize = 128;
 
 fn json_kind(v: &Value) -> &'static str {
     match v {
@@ -607,3 +582,6 @@ mod tests {
         assert!(conform(&strings, &ints.schema()).is_none());
     }
 }
+
+#[cfg(test)]
+mod landing_tests;
