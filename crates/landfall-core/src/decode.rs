@@ -122,7 +122,11 @@ impl RecordDecoder {
         let field_col = self
             .event_time_field
             .as_ref()
-            .and_then(|name| payload.column_by_name(name))
+            .and_then(|name| {
+                // An inferred payload field named like a metadata column is renamed (`infer`).
+                let renamed = infer::column_name(name);
+                payload.column_by_name(renamed.as_deref().unwrap_or(name))
+            })
             .and_then(|c| cast(c, &DataType::Timestamp(TimeUnit::Microsecond, None)).ok());
         let field_col = field_col
             .as_ref()

@@ -22,6 +22,8 @@ use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use serde_json::{Map, Value};
 
+use crate::config::MetadataColumn;
+
 /// Integers beyond this magnitude are not all exactly representable as float64.
 const F64_EXACT_INT: u64 = 1 << 53;
 
@@ -152,9 +154,11 @@ impl Ty {
 }
 
 /// Widen the fields of an object type with the members of `o`, whose values are at `level`.
+/// The record's own members (level 1) are columns, named by [`column_name`].
 fn absorb_object(fields: &mut BTreeMap<String, Ty>, o: &Map<String, Value>, level: usize) {
     for (k, v) in o {
-        let name = k.as_str();
+        let renamed = if level == 1 { column_name(k) } else { None };
+        let name = renamed.as_deref().unwrap_or(k);
         match fields.get_mut(name) {
             Some(t) => t.absorb(v, level),
             None => {
@@ -288,15 +292,42 @@ fn nulls(valid: Vec<bool>) -> Option<NullBuffer> {
     }
 }
 
+/// The column name of a top-level JSON key: a key that is one or more `_` followed by a metadata
+/// column's name (`_offset`, `__offset`, ...) gets one more leading `_`, whether or not that
+/// metadata column is enabled. The mapping is injective, so no two keys share a column and no
+/// payload field shadows or is shadowed by a metadata column.
+pub fn column_name(key: &str) -> Option<String> {
+    let rest = key.trim_start_matches('_');
+    if rest.len() == key.len() {
+        return None;
+    }
+    MetadataColumn::ALL
+        .iter()
+        .any(|c| &c.column_name()[1..] == rest)
+        .then(|| format!("_{key}"))
+}
+
 /// Infer the schema of a chunk of JSON objects and build its payload batch.
 pub fn objects_to_batch(objects: &[Map<String, Value>]) -> Result<RecordBatch, ArrowError> {
     let mut fields = BTreeMap::new();
     for o in objects {
         absorb_object(&mut fields, o, 1);
     }
+    // Column name -> JSON key, for the renamed top-level keys.
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    for o in objects {
+        for k in o.keys() {
+            if let Some(name) = column_name(k) {
+                keys.entry(name).or_insert_with(|| k.clone());
+            }
+        }
+    }
     let columns: Vec<(String, String, Col)> = fields
         .iter()
-        .map(|(name, t)| (name.clone(), name.clone(), t.column()))
+        .map(|(name, t)| {
+            let key = keys.get(name).cloned().unwrap_or_else(|| name.clone());
+            (name.clone(), key, t.column())
+        })
         .collect();
     let arrays: Vec<ArrayRef> = columns
         .iter()

@@ -393,3 +393,59 @@ fn integers_beyond_2_pow_53_mixed_with_floats_stay_exact() {
         .as_primitive::<Int64Type>();
     assert_eq!(n.values().to_vec(), vec![i64::MAX, i64::MIN]);
 }
+
+// (d) A payload field named like a metadata column must neither fail the chunk nor overwrite
+// (or be overwritten by) the metadata column.
+#[test]
+fn payload_fields_named_like_metadata_columns_get_one_more_underscore() {
+    let fmt = format(&FormatConfig::JsonInferred, &MetadataColumn::ALL, 10);
+    let l = land_records(
+        &fmt,
+        vec![
+            record(40, r#"{"_offset":"mine","__offset":1,"_topic":2,"_partition":[3],"_timestamp":"t","_key":"k","_headers":"h","x":{"_offset":5}}"#),
+            record(41, r#"{"_offset":"yours","___offset":true}"#),
+        ],
+    )
+    .unwrap();
+    assert!(l.rejected.is_empty(), "{:?}", l.rejected);
+    let b = l.one();
+    assert_eq!(l.offsets(), vec![40, 41]);
+    assert_eq!(strings(b, "__offset"), some(&["mine", "yours"]));
+    assert_eq!(
+        b.column_by_name("___offset")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .value(0),
+        1
+    );
+    assert!(b
+        .column_by_name("____offset")
+        .unwrap()
+        .as_boolean()
+        .value(1));
+    assert_eq!(strings(b, "_topic"), some(&["t", "t"]));
+    assert_eq!(
+        b.column_by_name("__topic")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .value(0),
+        2
+    );
+    assert_eq!(
+        b.column_by_name("_partition").unwrap().data_type(),
+        &DataType::Int32
+    );
+    assert!(b.column_by_name("__partition").is_some());
+    assert_eq!(strings(b, "__timestamp")[0].as_deref(), Some("t"));
+    assert_eq!(strings(b, "__key")[0].as_deref(), Some("k"));
+    assert_eq!(strings(b, "__headers")[0].as_deref(), Some("h"));
+    // Nested fields do not collide with anything and keep their names.
+    let x = b.column_by_name("x").unwrap().as_struct();
+    assert!(x.column_by_name("_offset").is_some());
+    // Every column name is unique.
+    let schema = b.schema();
+    let mut names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), schema.fields().len());
+}
