@@ -4,8 +4,8 @@
 //! `docs/configuration.md#inferred-schemas`): a field whose values cannot share an Arrow type
 //! without losing something becomes a `string` column in which strings are stored as they are and
 //! every other value as its compact JSON text. The same rule covers every conflict at every depth
-//! (a list's items, a struct's members), integers that float64 would round, and objects that
-//! are empty in every record. The arrays are then
+//! (a list's items, a struct's members), integers that float64 would round, objects that are
+//! empty in every record, and nesting deeper than Parquet readers accept. The arrays are then
 //! built from the same parsed values the schema was inferred from, so decoding cannot disagree
 //! with inference: once a record is a JSON object, nothing can reject it.
 
@@ -23,6 +23,12 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use serde_json::{Map, Value};
 
 use crate::config::MetadataColumn;
+
+/// Containers nested deeper than this (a top-level field's value is level 1, its members or items
+/// level 2, ...) are stored as JSON text at this level. parquet-rs refuses to read back a file
+/// whose Arrow schema nests about 62 levels (the flatbuffer verifier's depth limit), and query
+/// engines plan deep schemas poorly; 32 is far beyond real payloads.
+pub const MAX_NESTING: usize = 32;
 
 /// Integers beyond this magnitude are not all exactly representable as float64.
 const F64_EXACT_INT: u64 = 1 << 53;
@@ -98,6 +104,7 @@ impl Ty {
             Value::Bool(_) => Ty::Bool,
             Value::Number(n) => Ty::Num(Num::of(n)),
             Value::String(_) => Ty::Text,
+            Value::Array(_) | Value::Object(_) if level >= MAX_NESTING => Ty::Text,
             Value::Array(items) => {
                 let mut item = Ty::Null;
                 for i in items {

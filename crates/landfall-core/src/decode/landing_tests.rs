@@ -449,3 +449,82 @@ fn payload_fields_named_like_metadata_columns_get_one_more_underscore() {
     names.dedup();
     assert_eq!(names.len(), schema.fields().len());
 }
+
+// (f) Deep nesting and large records: a dead letter or a row, never a panic or a blown stack.
+#[test]
+fn deep_nesting_and_near_1mb_records_never_panic() {
+    let deep_list = format!(r#"{{"a":{}1{}}}"#, "[".repeat(5000), "]".repeat(5000));
+    let deep_obj = format!("{}1{}", r#"{"a":"#.repeat(5000), "}".repeat(5000));
+    let ok_depth = format!("{}1{}", r#"{"a":"#.repeat(100), "}".repeat(100));
+    let big_string = format!(r#"{{"blob":"{}"}}"#, "x".repeat(1_000_000));
+    let big_list = format!(
+        r#"{{"nums":[{}]}}"#,
+        (0..140_000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let many_keys = format!(
+        "{{{}}}",
+        (0..2_000)
+            .map(|i| format!(r#""k{i}":"{}""#, "v".repeat(400)))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let values = [
+        deep_list, deep_obj, ok_depth, big_string, big_list, many_keys,
+    ];
+    for v in &values {
+        assert!(v.len() < 1_100_000, "{}", v.len());
+    }
+    let inferred = format(&FormatConfig::JsonInferred, &[MetadataColumn::Offset], 100);
+    let records: Vec<KafkaRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| record(i as i64, v.clone()))
+        .collect();
+    let l = land_records(&inferred, records.clone()).unwrap();
+    assert_eq!(l.offsets(), vec![2, 3, 4, 5]);
+    assert!(
+        l.reason(0).contains("nested deeper than"),
+        "{}",
+        l.reason(0)
+    );
+    assert!(
+        l.reason(1).contains("nested deeper than"),
+        "{}",
+        l.reason(1)
+    );
+    let blob = l
+        .files
+        .iter()
+        .find_map(|b| b.column_by_name("blob").cloned())
+        .unwrap();
+    assert_eq!(
+        blob.as_string::<i32>()
+            .iter()
+            .flatten()
+            .next()
+            .unwrap()
+            .len(),
+        1_000_000
+    );
+    // The declared and raw formats take the same records without a panic.
+    let declared = FormatConfig::JsonDeclared(vec![crate::schema::DeclaredField {
+        name: "a".into(),
+        data_type: DataType::Int64,
+        nullable: true,
+    }]);
+    let l = land_records(
+        &format(&declared, &[MetadataColumn::Offset], 100),
+        records.clone(),
+    )
+    .unwrap();
+    assert_eq!(l.offsets().len() + l.rejected.len(), values.len());
+    let l = land_records(
+        &format(&FormatConfig::Raw, &[MetadataColumn::Offset], 100),
+        records,
+    )
+    .unwrap();
+    assert_eq!(l.offsets().len(), values.len());
+}
