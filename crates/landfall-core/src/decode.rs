@@ -88,7 +88,7 @@ impl RecordDecoder {
     pub fn decode(&self, records: &[KafkaRecord], now_us: i64) -> Result<Decoded, DecodeError> {
         let (payload, accepted, rejected) = match &self.kind {
             Kind::Declared(schema) => decode_declared(schema, records),
-            Kind::Inferred => decode_inferred(records),
+            Kind::Inferred => decode_inferred(records, self.metadata.len()),
             Kind::Raw => Ok(decode_raw(records)),
         }
         .map_err(|message| DecodeError {
@@ -220,7 +220,7 @@ fn declared_one(schema: &SchemaRef, r: &KafkaRecord) -> Result<RecordBatch, Stri
 
 /// Decode one chunk inferring the schema from it. Only values that are not JSON objects are
 /// rejected; every object lands (see `infer`).
-fn decode_inferred(records: &[KafkaRecord]) -> PayloadResult {
+fn decode_inferred(records: &[KafkaRecord], metadata_columns: usize) -> PayloadResult {
     let mut objects = Vec::with_capacity(records.len());
     let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
@@ -234,6 +234,18 @@ fn decode_inferred(records: &[KafkaRecord]) -> PayloadResult {
         }
     }
     let batch = infer::objects_to_batch(&objects).map_err(|e| e.to_string())?;
+    if batch.num_columns() == 0 && metadata_columns == 0 && !objects.is_empty() {
+        // Parquet stores no rows without columns: the file would read back empty.
+        for &i in &accepted {
+            rejected.push(reject(
+                &records[i],
+                "an object without fields in a chunk of them, and no metadata columns: a row \
+                 without columns cannot be stored in Parquet",
+            ));
+        }
+        rejected.sort_by_key(|r| r.record.offset);
+        return Ok((batch.slice(0, 0), Vec::new(), rejected));
+    }
     Ok((batch, accepted, rejected))
 }
 

@@ -528,3 +528,23 @@ fn deep_nesting_and_near_1mb_records_never_panic() {
     .unwrap();
     assert_eq!(l.offsets().len(), values.len());
 }
+
+// A chunk of `{}` with `metadata_columns = []` wrote a Parquet file without columns, which reads
+// back with no rows while the batch claimed them.
+#[test]
+fn objects_without_fields_and_no_metadata_columns_are_dead_letters_not_lost_rows() {
+    let fmt = format(&FormatConfig::JsonInferred, &[], 10);
+    let l = land_records(&fmt, vec![record(0, "{}"), record(1, " {} ")]);
+    let l = l.expect("no error");
+    let rows: usize = l.files.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(
+        rows + l.rejected.len(),
+        2,
+        "every record is a row or a dead letter"
+    );
+    assert!(l.reason(1).contains("without columns"), "{}", l.reason(1));
+    // With one field in the chunk, the empty objects are rows of nulls.
+    let l = land_records(&fmt, vec![record(0, "{}"), record(1, r#"{"a":1}"#)]).unwrap();
+    assert!(l.rejected.is_empty());
+    assert_eq!(l.one().num_rows(), 2);
+}
