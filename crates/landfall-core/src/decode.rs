@@ -397,12 +397,11 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Option<RecordBatch> {
     for f in target.fields() {
         match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
-            // Only casts that cannot change a value: integers into a float column, all-null
-            // columns into anything. Anything else (2.5 into int64, "x" into a number) starts a
-            // new file with the chunk's own schema instead of truncating or nulling values.
-            Some(c) if lossless(c.data_type(), f.data_type()) => {
-                cols.push(cast(c, f.data_type()).ok()?)
-            }
+            // Only casts that cannot change a value: integers float64 holds exactly into a
+            // float column, all-null columns into anything. Anything else (2.5 into int64, "x"
+            // into a number, 2^53 + 1 into float64) starts a new file with the chunk's own
+            // schema instead of truncating, rounding or nulling values.
+            Some(c) if lossless(c, f.data_type()) => cols.push(cast(c, f.data_type()).ok()?),
             Some(_) => return None,
             None if f.is_nullable() => cols.push(new_null_array(f.data_type(), batch.num_rows())),
             None => return None,
@@ -416,16 +415,19 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Option<RecordBatch> {
     .ok()
 }
 
-fn lossless(from: &DataType, to: &DataType) -> bool {
-    matches!(
-        (from, to),
+fn lossless(from: &ArrayRef, to: &DataType) -> bool {
+    match (from.data_type(), to) {
         (DataType::Null, _)
-            | (
-                DataType::Int8 | DataType::Int16 | DataType::Int32,
-                DataType::Int64 | DataType::Float64
-            )
-            | (DataType::Int64, DataType::Float64)
-    )
+        | (
+            DataType::Int8 | DataType::Int16 | DataType::Int32,
+            DataType::Int64 | DataType::Float64,
+        ) => true,
+        (DataType::Int64, DataType::Float64) => from
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .is_some_and(|a| a.iter().flatten().all(|v| v.unsigned_abs() <= 1 << 53)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

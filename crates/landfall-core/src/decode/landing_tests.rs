@@ -394,6 +394,46 @@ fn integers_beyond_2_pow_53_mixed_with_floats_stay_exact() {
     assert_eq!(n.values().to_vec(), vec![i64::MAX, i64::MIN]);
 }
 
+// (e) The same across chunks: an int64 chunk written into a file whose column is float64.
+#[test]
+fn an_int64_chunk_never_rounds_into_a_float64_file() {
+    let fmt = format(&FormatConfig::JsonInferred, &[MetadataColumn::Offset], 1);
+    let l = land_records(
+        &fmt,
+        vec![
+            record(0, r#"{"n":1.5}"#),
+            record(1, r#"{"n":9007199254740993}"#),
+            record(2, r#"{"n":3}"#),
+        ],
+    )
+    .unwrap();
+    let mut exact = Vec::new();
+    for f in &l.files {
+        let n = f.column_by_name("n").unwrap();
+        let offsets = f
+            .column_by_name("_offset")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..f.num_rows() {
+            let text = match n.data_type() {
+                DataType::Float64 => n.as_primitive::<Float64Type>().value(i).to_string(),
+                DataType::Int64 => n.as_primitive::<Int64Type>().value(i).to_string(),
+                other => panic!("{other}"),
+            };
+            exact.push((offsets.value(i), text));
+        }
+    }
+    exact.sort();
+    assert_eq!(
+        exact,
+        vec![
+            (0, "1.5".to_string()),
+            (1, "9007199254740993".to_string()),
+            (2, "3".to_string())
+        ]
+    );
+}
+
 // (d) A payload field named like a metadata column must neither fail the chunk nor overwrite
 // (or be overwritten by) the metadata column.
 #[test]
