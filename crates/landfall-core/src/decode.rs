@@ -137,11 +137,25 @@ impl RecordDecoder {
                 field_col
                     .filter(|c| c.is_valid(i))
                     .map(|c| c.value(i))
-                    .or(r.timestamp_ms.filter(|&t| t >= 0).map(|t| t * 1000))
+                    .filter(|t| EVENT_TIME_US.contains(t))
+                    .or(kafka_time_us(r).filter(|t| EVENT_TIME_US.contains(t)))
                     .unwrap_or(now_us)
             })
             .collect()
     }
+}
+
+/// Event times a time partition can name: years 1 to 9999. A payload or producer can send any
+/// integer; one outside this range falls back to the next source (Kafka timestamp, then now).
+const EVENT_TIME_US: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000_000..=253_402_300_799_999_999;
+
+/// The Kafka timestamp in microseconds; `None` when the broker gave none (-1) or when it is too
+/// large to be one (a producer may set any i64 milliseconds).
+fn kafka_time_us(r: &KafkaRecord) -> Option<i64> {
+    r.timestamp_ms
+        .filter(|&t| t >= 0)
+        .and_then(|t| t.checked_mul(1000))
 }
 
 type PayloadResult = Result<(RecordBatch, Vec<usize>, Vec<Rejected>), String>;
@@ -339,11 +353,8 @@ fn metadata_array(c: MetadataColumn, kept: &[&KafkaRecord]) -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(kept.iter().map(|r| r.offset)))
         }
         MetadataColumn::Timestamp => Arc::new(
-            TimestampMicrosecondArray::from_iter(
-                kept.iter()
-                    .map(|r| r.timestamp_ms.filter(|&t| t >= 0).map(|t| t * 1000)),
-            )
-            .with_timezone("UTC"),
+            TimestampMicrosecondArray::from_iter(kept.iter().map(|r| kafka_time_us(r)))
+                .with_timezone("UTC"),
         ),
         MetadataColumn::Key => {
             let mut b = BinaryBuilder::new();

@@ -588,3 +588,68 @@ fn objects_without_fields_and_no_metadata_columns_are_dead_letters_not_lost_rows
     assert!(l.rejected.is_empty());
     assert_eq!(l.one().num_rows(), 2);
 }
+
+// Kafka timestamps are whatever the producer set: `i64::MAX` milliseconds overflowed the
+// conversion to microseconds (a panic in debug builds, a wrapped negative time in release).
+#[test]
+fn kafka_timestamps_beyond_the_microsecond_range_are_null_not_a_panic() {
+    let fmt = format(&FormatConfig::JsonInferred, &MetadataColumn::ALL, 10);
+    let mut records = Vec::new();
+    for (i, ts) in [i64::MAX, i64::MIN, -1, 9_223_372_036_854_776, 0]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = record(i as i64, r#"{"a":1}"#);
+        r.timestamp_ms = Some(ts);
+        records.push(r);
+    }
+    let l = land_records(&fmt, records).unwrap();
+    assert_eq!(l.offsets(), vec![0, 1, 2, 3, 4]);
+    let ts: Vec<Option<i64>> = l
+        .files
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("_timestamp")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(ts.contains(&None));
+    assert!(ts.contains(&Some(0)));
+    // Event times from a payload field: any integer, any string.
+    let mut fmt = format(&FormatConfig::JsonInferred, &[MetadataColumn::Offset], 10);
+    fmt.decoder = RecordDecoder::new(
+        &FormatConfig::JsonInferred,
+        &[MetadataColumn::Offset],
+        Some("ts".into()),
+    );
+    let values = [
+        r#"{"ts":-9223372036854775808}"#,
+        r#"{"ts":9223372036854775807}"#,
+        r#"{"ts":-62135596800000001}"#,
+        r#"{"ts":0}"#,
+    ];
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| record(i as i64, *v))
+        .collect();
+    let l = land_records(&fmt, records).unwrap();
+    assert_eq!(l.offsets(), vec![0, 1, 2, 3]);
+    let mut fmt2 = fmt.clone();
+    fmt2.chunk_records = 1;
+    let values = [
+        r#"{"ts":"+262142-12-31T23:59:59Z"}"#,
+        r#"{"ts":"0000-01-01T00:00:00Z"}"#,
+        r#"{"ts":1e300}"#,
+    ];
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| record(i as i64, *v))
+        .collect();
+    let l = land_records(&fmt2, records).unwrap();
+    assert_eq!(l.offsets(), vec![0, 1, 2]);
+}
