@@ -89,7 +89,7 @@ impl RecordDecoder {
         let (payload, accepted, rejected) = match &self.kind {
             Kind::Declared(schema) => decode_declared(schema, records),
             Kind::Inferred => decode_inferred(records, self.metadata.len()),
-            Kind::Raw => Ok(decode_raw(records)),
+            Kind::Raw => decode_raw(records),
         }
         .map_err(|message| DecodeError {
             topic: records
@@ -304,7 +304,28 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn decode_raw(records: &[KafkaRecord]) -> (RecordBatch, Vec<usize>, Vec<Rejected>) {
+fn decode_raw(records: &[KafkaRecord]) -> PayloadResult {
+    // Binary arrays address values with i32 offsets; the buffer bounds chunks by bytes far
+    // below this (`buffer::MAX_CHUNK_BYTES`), so this is an error, never an overflow panic.
+    let keys_len: usize = records
+        .iter()
+        .filter_map(|r| r.key.as_ref())
+        .map(|k| k.len())
+        .sum();
+    let values_len: usize = records
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .map(|v| v.len())
+        .sum();
+    if keys_len.max(values_len) > i32::MAX as usize {
+        return Err(format!(
+            "chunk of {} records holds {} bytes of keys and {} of values, more than one Arrow \
+             array can hold (2 GiB)",
+            records.len(),
+            keys_len,
+            values_len
+        ));
+    }
     let mut keys = BinaryBuilder::new();
     let mut values = BinaryBuilder::new();
     for r in records {
@@ -315,8 +336,8 @@ fn decode_raw(records: &[KafkaRecord]) -> (RecordBatch, Vec<usize>, Vec<Rejected
         raw_schema(),
         vec![Arc::new(keys.finish()), Arc::new(values.finish())],
     )
-    .expect("raw schema matches its columns");
-    (batch, (0..records.len()).collect(), Vec::new())
+    .map_err(|e| e.to_string())?;
+    Ok((batch, (0..records.len()).collect(), Vec::new()))
 }
 
 /// Append the configured metadata columns to a payload batch.
