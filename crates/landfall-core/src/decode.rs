@@ -635,3 +635,6 @@ mod tests {
 
 #[cfg(test)]
 mod landing_tests;
+
+#[cfg(test)]
+mod fuzz_tests;
