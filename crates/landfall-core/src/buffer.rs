@@ -175,10 +175,19 @@ impl OpenFile {
     }
 }
 
+/// Raw bytes at which pending records are encoded as a chunk, whatever `chunk_records` says.
+/// Arrow's string and binary arrays address their values with i32 offsets, so one array holds
+/// at most 2 GiB: 8192 records of 300 KB would overflow it (a panic in the raw format). 256 MiB
+/// keeps every array of a chunk far below that, even when a few values grow on the way (numbers
+/// rewritten as JSON text), and bounds the memory one decode takes.
+pub const MAX_CHUNK_BYTES: u64 = 256 << 20;
+
 pub struct PartitionBuffer {
     tp: TopicPartition,
     pending: Vec<KafkaRecord>,
     pending_bytes: u64,
+    /// Pending bytes at which a chunk is encoded whatever its record count.
+    max_chunk_bytes: u64,
     open: BTreeMap<String, OpenFile>,
     done: Vec<EncodedFile>,
     rejected: Vec<Rejected>,
@@ -200,6 +209,7 @@ impl PartitionBuffer {
             tp,
             pending: Vec::new(),
             pending_bytes: 0,
+            max_chunk_bytes: MAX_CHUNK_BYTES,
             open: BTreeMap::new(),
             done: Vec::new(),
             rejected: Vec::new(),
@@ -211,6 +221,12 @@ impl PartitionBuffer {
             partition_names: HashMap::new(),
             next_seq: 0,
         }
+    }
+
+    /// Lower the byte bound of a chunk (tests; the default is [`MAX_CHUNK_BYTES`]).
+    pub fn with_max_chunk_bytes(mut self, max_chunk_bytes: u64) -> Self {
+        self.max_chunk_bytes = max_chunk_bytes.max(1);
+        self
     }
 
     pub fn tp(&self) -> &TopicPartition {
@@ -236,9 +252,10 @@ impl PartitionBuffer {
         self.pending.push(record);
     }
 
-    /// True when enough records are pending to encode a chunk.
+    /// True when enough records, or enough bytes ([`MAX_CHUNK_BYTES`]), are pending to encode a
+    /// chunk.
     pub fn chunk_full(&self, fmt: &BufferFormat) -> bool {
-        self.pending.len() >= fmt.chunk_records
+        self.pending.len() >= fmt.chunk_records || self.pending_bytes >= self.max_chunk_bytes
     }
 
     pub fn stats(&self, fmt: &BufferFormat) -> BufferStats {
@@ -269,9 +286,29 @@ impl PartitionBuffer {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::take(&mut self.pending);
+        let pending = std::mem::take(&mut self.pending);
         let raw_bytes = std::mem::take(&mut self.pending_bytes);
-        let decoded = fmt.decoder.decode(&chunk, now_us)?;
+        if raw_bytes < self.max_chunk_bytes {
+            return self.encode_chunk(fmt, &pending, raw_bytes, now_us);
+        }
+        // More bytes pending than one chunk may hold (a seal, or a caller that did not check
+        // `chunk_full`): encode them in byte-bounded pieces.
+        let sizes: Vec<u64> = pending.iter().map(KafkaRecord::size_bytes).collect();
+        for range in byte_chunks(&sizes, self.max_chunk_bytes) {
+            let bytes = sizes[range.clone()].iter().sum();
+            self.encode_chunk(fmt, &pending[range], bytes, now_us)?;
+        }
+        Ok(())
+    }
+
+    fn encode_chunk(
+        &mut self,
+        fmt: &BufferFormat,
+        chunk: &[KafkaRecord],
+        raw_bytes: u64,
+        now_us: i64,
+    ) -> Result<(), BufferError> {
+        let decoded = fmt.decoder.decode(chunk, now_us)?;
         if fmt.fail_on_bad_record {
             if let Some(bad) = decoded.rejected.first() {
                 return Err(BufferError::BadRecord {
@@ -475,6 +512,24 @@ impl PartitionBuffer {
     }
 }
 
+/// Split pending records (their sizes) into chunks: a chunk closes once its bytes reach
+/// `max_bytes`, so each holds at most `max_bytes` plus one record.
+fn byte_chunks(sizes: &[u64], max_bytes: u64) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        bytes += size;
+        if bytes >= max_bytes {
+            out.push(start..i + 1);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +630,40 @@ mod tests {
             .seal(&f, FlushReason::Age, OffsetRange::new(10, 10), "a", 0)
             .unwrap()
             .is_none());
+    }
+
+    // Raw chunks of 8192 records of 300 KB each (2.4 GB) overflowed Arrow's i32 offsets.
+    #[test]
+    fn chunks_are_bounded_by_bytes_whatever_the_record_count() {
+        let mut f = fmt(1_000_000, false);
+        f.decoder = RecordDecoder::new(&FormatConfig::Raw, &[MetadataColumn::Offset], None);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0)).with_max_chunk_bytes(1000);
+        let value = "x".repeat(300); // 364 bytes with the record's overhead
+        b.push(rec(0, 0, value.clone()), 0);
+        b.push(rec(1, 0, value.clone()), 0);
+        assert!(!b.chunk_full(&f));
+        b.push(rec(2, 0, value.clone()), 0);
+        assert!(
+            b.chunk_full(&f),
+            "1092 pending bytes reach the 1000-byte bound"
+        );
+        // More pending than the bound (a seal, or a caller that did not ask): encoded in
+        // byte-bounded pieces, every offset once.
+        for o in 3..20 {
+            b.push(rec(o, 0, value.clone()), 0);
+        }
+        let s = b
+            .seal(&f, FlushReason::Age, OffsetRange::new(0, 19), "a", 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(read_offsets(&s.files[0].bytes), (0..20).collect::<Vec<_>>());
+        let sizes: Vec<u64> = (0..20).map(|_| 364).collect();
+        assert_eq!(
+            byte_chunks(&sizes, 1000),
+            vec![0..3, 3..6, 6..9, 9..12, 12..15, 15..18, 18..20]
+        );
+        assert_eq!(byte_chunks(&[5000, 1, 1], 1000), vec![0..1, 1..3]);
+        assert_eq!(byte_chunks(&[], 1000), Vec::<std::ops::Range<usize>>::new());
     }
 
     #[test]

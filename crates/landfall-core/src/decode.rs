@@ -20,6 +20,8 @@ use crate::config::{FormatConfig, MetadataColumn};
 use crate::record::KafkaRecord;
 use crate::schema::{declared_schema, header_fields, metadata_field, raw_schema};
 
+mod infer;
+
 /// A record that could not be decoded, with the reason. Goes to the dead-letter destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -86,8 +88,8 @@ impl RecordDecoder {
     pub fn decode(&self, records: &[KafkaRecord], now_us: i64) -> Result<Decoded, DecodeError> {
         let (payload, accepted, rejected) = match &self.kind {
             Kind::Declared(schema) => decode_declared(schema, records),
-            Kind::Inferred => decode_inferred(records),
-            Kind::Raw => Ok(decode_raw(records)),
+            Kind::Inferred => decode_inferred(records, self.metadata.len()),
+            Kind::Raw => decode_raw(records),
         }
         .map_err(|message| DecodeError {
             topic: records
@@ -120,7 +122,11 @@ impl RecordDecoder {
         let field_col = self
             .event_time_field
             .as_ref()
-            .and_then(|name| payload.column_by_name(name))
+            .and_then(|name| {
+                // An inferred payload field named like a metadata column is renamed (`infer`).
+                let renamed = infer::column_name(name);
+                payload.column_by_name(renamed.as_deref().unwrap_or(name))
+            })
             .and_then(|c| cast(c, &DataType::Timestamp(TimeUnit::Microsecond, None)).ok());
         let field_col = field_col
             .as_ref()
@@ -131,11 +137,25 @@ impl RecordDecoder {
                 field_col
                     .filter(|c| c.is_valid(i))
                     .map(|c| c.value(i))
-                    .or(r.timestamp_ms.filter(|&t| t >= 0).map(|t| t * 1000))
+                    .filter(|t| EVENT_TIME_US.contains(t))
+                    .or(kafka_time_us(r).filter(|t| EVENT_TIME_US.contains(t)))
                     .unwrap_or(now_us)
             })
             .collect()
     }
+}
+
+/// Event times a time partition can name: years 1 to 9999. A payload or producer can send any
+/// integer; one outside this range falls back to the next source (Kafka timestamp, then now).
+const EVENT_TIME_US: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000_000..=253_402_300_799_999_999;
+
+/// The Kafka timestamp in microseconds; `None` when the broker gave none (-1) or when it is too
+/// large to be one (a producer may set any i64 milliseconds).
+fn kafka_time_us(r: &KafkaRecord) -> Option<i64> {
+    r.timestamp_ms
+        .filter(|&t| t >= 0)
+        .and_then(|t| t.checked_mul(1000))
 }
 
 type PayloadResult = Result<(RecordBatch, Vec<usize>, Vec<Rejected>), String>;
@@ -212,81 +232,66 @@ fn declared_one(schema: &SchemaRef, r: &KafkaRecord) -> Result<RecordBatch, Stri
     }
 }
 
-/// Decode one chunk inferring the schema from it.
-fn decode_inferred(records: &[KafkaRecord]) -> PayloadResult {
-    let mut values = Vec::with_capacity(records.len());
+/// Decode one chunk inferring the schema from it. Only values that are not JSON objects are
+/// rejected; every object lands (see `infer`).
+fn decode_inferred(records: &[KafkaRecord], metadata_columns: usize) -> PayloadResult {
+    let mut objects = Vec::with_capacity(records.len());
     let mut accepted = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        let Some(v) = &r.value else {
-            rejected.push(reject(r, "record has no value (a tombstone)"));
-            continue;
-        };
-        match serde_json::from_slice::<Value>(v) {
-            Ok(Value::Object(o)) => {
-                values.push(Value::Object(o));
+        match json_object(r) {
+            Ok(o) => {
+                objects.push(o);
                 accepted.push(i);
             }
-            Ok(other) => rejected.push(reject(
-                r,
-                format!("expected a JSON object, found {}", json_kind(&other)),
-            )),
-            Err(e) => rejected.push(reject(r, format!("invalid JSON: {e}"))),
+            Err(reason) => rejected.push(reject(r, reason)),
         }
     }
-    let schema = match arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)) {
-        Ok(s) => Arc::new(s),
-        Err(_) => {
-            // Conflicting types inside the chunk: keep the records that agree with the schema
-            // built so far, reject the ones that conflict with it.
-            let mut schema = Schema::empty();
-            let mut keep_values = Vec::new();
-            let mut keep_idx = Vec::new();
-            for (v, i) in values.into_iter().zip(accepted) {
-                let merged =
-                    arrow_json::reader::infer_json_schema_from_iterator(std::iter::once(Ok(&v)))
-                        .and_then(|s| Schema::try_merge([schema.clone(), s]));
-                match merged {
-                    Ok(m) => {
-                        schema = m;
-                        keep_values.push(v);
-                        keep_idx.push(i);
-                    }
-                    Err(e) => rejected.push(reject(
-                        &records[i],
-                        format!("conflicts with the types of earlier records: {e}"),
-                    )),
-                }
-            }
-            values = keep_values;
-            accepted = keep_idx;
-            Arc::new(schema)
+    let batch = infer::objects_to_batch(&objects).map_err(|e| e.to_string())?;
+    if batch.num_columns() == 0 && metadata_columns == 0 && !objects.is_empty() {
+        // Parquet stores no rows without columns: the file would read back empty.
+        for &i in &accepted {
+            rejected.push(reject(
+                &records[i],
+                "an object without fields in a chunk of them, and no metadata columns: a row \
+                 without columns cannot be stored in Parquet",
+            ));
         }
-    };
-    let mut d = json_decoder(&schema, values.len())?;
-    d.serialize(&values).map_err(|e| e.to_string())?;
-    let batch = match d.flush().map_err(|e| e.to_string())? {
-        Some(b) => b,
-        None => RecordBatch::try_new_with_options(
-            schema.clone(),
-            vec![],
-            &RecordBatchOptions::new().with_row_count(Some(0)),
-        )
-        .map_err(|e| e.to_string())?,
-    };
-    // Zero-field objects decode to a batch without columns; keep its row count right.
-    let batch = if batch.num_rows() != values.len() && batch.num_columns() == 0 {
-        RecordBatch::try_new_with_options(
-            schema,
-            vec![],
-            &RecordBatchOptions::new().with_row_count(Some(values.len())),
-        )
-        .map_err(|e| e.to_string())?
-    } else {
-        batch
-    };
+        rejected.sort_by_key(|r| r.record.offset);
+        return Ok((batch.slice(0, 0), Vec::new(), rejected));
+    }
     Ok((batch, accepted, rejected))
 }
+
+/// Parse a record value as one JSON object, or say why it is not one.
+fn json_object(r: &KafkaRecord) -> Result<serde_json::Map<String, Value>, String> {
+    let Some(v) = &r.value else {
+        return Err("record has no value (a tombstone)".into());
+    };
+    let text = std::str::from_utf8(v).map_err(|e| {
+        format!(
+            "value is not UTF-8 (invalid byte at position {}), so not JSON",
+            e.valid_up_to()
+        )
+    })?;
+    if text.trim_ascii().is_empty() {
+        return Err("value is empty (no bytes or only whitespace), not a JSON object".into());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(other) => Err(format!(
+            "expected a JSON object, found {}",
+            json_kind(&other)
+        )),
+        Err(e) if e.to_string().starts_with("recursion limit exceeded") => Err(format!(
+            "value is nested deeper than {JSON_MAX_DEPTH} levels (the JSON parser's limit): {e}"
+        )),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// serde_json's recursion limit: deeper values fail to parse instead of exhausting the stack.
+const JSON_MAX_DEPTH: usize = 128;
 
 fn json_kind(v: &Value) -> &'static str {
     match v {
@@ -299,7 +304,28 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn decode_raw(records: &[KafkaRecord]) -> (RecordBatch, Vec<usize>, Vec<Rejected>) {
+fn decode_raw(records: &[KafkaRecord]) -> PayloadResult {
+    // Binary arrays address values with i32 offsets; the buffer bounds chunks by bytes far
+    // below this (`buffer::MAX_CHUNK_BYTES`), so this is an error, never an overflow panic.
+    let keys_len: usize = records
+        .iter()
+        .filter_map(|r| r.key.as_ref())
+        .map(|k| k.len())
+        .sum();
+    let values_len: usize = records
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .map(|v| v.len())
+        .sum();
+    if keys_len.max(values_len) > i32::MAX as usize {
+        return Err(format!(
+            "chunk of {} records holds {} bytes of keys and {} of values, more than one Arrow \
+             array can hold (2 GiB)",
+            records.len(),
+            keys_len,
+            values_len
+        ));
+    }
     let mut keys = BinaryBuilder::new();
     let mut values = BinaryBuilder::new();
     for r in records {
@@ -310,8 +336,8 @@ fn decode_raw(records: &[KafkaRecord]) -> (RecordBatch, Vec<usize>, Vec<Rejected
         raw_schema(),
         vec![Arc::new(keys.finish()), Arc::new(values.finish())],
     )
-    .expect("raw schema matches its columns");
-    (batch, (0..records.len()).collect(), Vec::new())
+    .map_err(|e| e.to_string())?;
+    Ok((batch, (0..records.len()).collect(), Vec::new()))
 }
 
 /// Append the configured metadata columns to a payload batch.
@@ -348,11 +374,8 @@ fn metadata_array(c: MetadataColumn, kept: &[&KafkaRecord]) -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(kept.iter().map(|r| r.offset)))
         }
         MetadataColumn::Timestamp => Arc::new(
-            TimestampMicrosecondArray::from_iter(
-                kept.iter()
-                    .map(|r| r.timestamp_ms.filter(|&t| t >= 0).map(|t| t * 1000)),
-            )
-            .with_timezone("UTC"),
+            TimestampMicrosecondArray::from_iter(kept.iter().map(|r| kafka_time_us(r)))
+                .with_timezone("UTC"),
         ),
         MetadataColumn::Key => {
             let mut b = BinaryBuilder::new();
@@ -406,12 +429,11 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Option<RecordBatch> {
     for f in target.fields() {
         match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
-            // Only casts that cannot change a value: integers into a float column, all-null
-            // columns into anything. Anything else (2.5 into int64, "x" into a number) starts a
-            // new file with the chunk's own schema instead of truncating or nulling values.
-            Some(c) if lossless(c.data_type(), f.data_type()) => {
-                cols.push(cast(c, f.data_type()).ok()?)
-            }
+            // Only casts that cannot change a value: integers float64 holds exactly into a
+            // float column, all-null columns into anything. Anything else (2.5 into int64, "x"
+            // into a number, 2^53 + 1 into float64) starts a new file with the chunk's own
+            // schema instead of truncating, rounding or nulling values.
+            Some(c) if lossless(c, f.data_type()) => cols.push(cast(c, f.data_type()).ok()?),
             Some(_) => return None,
             None if f.is_nullable() => cols.push(new_null_array(f.data_type(), batch.num_rows())),
             None => return None,
@@ -425,16 +447,19 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Option<RecordBatch> {
     .ok()
 }
 
-fn lossless(from: &DataType, to: &DataType) -> bool {
-    matches!(
-        (from, to),
+fn lossless(from: &ArrayRef, to: &DataType) -> bool {
+    match (from.data_type(), to) {
         (DataType::Null, _)
-            | (
-                DataType::Int8 | DataType::Int16 | DataType::Int32,
-                DataType::Int64 | DataType::Float64
-            )
-            | (DataType::Int64, DataType::Float64)
-    )
+        | (
+            DataType::Int8 | DataType::Int16 | DataType::Int32,
+            DataType::Int64 | DataType::Float64,
+        ) => true,
+        (DataType::Int64, DataType::Float64) => from
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .is_some_and(|a| a.iter().flatten().all(|v| v.unsigned_abs() <= 1 << 53)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -607,3 +632,9 @@ mod tests {
         assert!(conform(&strings, &ints.schema()).is_none());
     }
 }
+
+#[cfg(test)]
+mod landing_tests;
+
+#[cfg(test)]
+mod fuzz_tests;
