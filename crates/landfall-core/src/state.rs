@@ -770,6 +770,20 @@ impl SinkState {
     }
 
     fn enforce_budget(&mut self, now: Now, out: &mut Vec<Action>) -> Result<(), StateError> {
+        // This runs after every delivery: when the sink is under budget and nothing waits to be
+        // resumed, the policy has nothing to say, so skip building its views (a size estimate
+        // per partition).
+        let total: u64 = self.outside_bytes
+            + self
+                .parts
+                .values()
+                .map(|p| p.buffer.memory_bytes() + p.sealed_bytes())
+                .sum::<u64>();
+        if total <= self.settings.max_buffered_bytes
+            && !self.parts.values().any(|p| p.paused.memory)
+        {
+            return Ok(());
+        }
         let mut tps: Vec<TopicPartition> = self
             .parts
             .iter()

@@ -544,16 +544,13 @@ impl Sink {
                 LandingResult::Landed(landed)
             }
             Err(e) => {
-                let class = if e.is_retryable() {
-                    "transient"
-                } else {
-                    "permanent"
-                };
+                let retryable = e.is_retryable();
+                let class = if retryable { "transient" } else { "permanent" };
                 self.metrics
                     .store_errors
                     .with_label_values(&[&self.name, class])
                     .inc();
-                let r = if e.is_retryable() {
+                let r = if retryable {
                     warn!(sink = %self.name, %tp, error = %e, attempt = %batch.attempt_id,
                         "landing failed; partition paused, retrying with the same attempt id");
                     LandingResult::Retryable
