@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn end_offsets_prefer_the_last_stable_offset_and_skip_unknowns() {
-        let json = br#"{"name":"c","type":"consumer","topics":{"orders":{"topic":"orders","partitions":{
+        let json =
+            br#"{"name":"c","type":"consumer","topics":{"orders":{"topic":"orders","partitions":{
             "0":{"partition":0,"hi_offset":120,"ls_offset":118,"consumer_lag":3},
             "1":{"partition":1,"hi_offset":40,"ls_offset":-1001},
             "2":{"partition":2,"hi_offset":-1001,"ls_offset":-1001},

@@ -144,6 +144,9 @@ mod tests {
             )
         };
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("sink `orders`: loop has not gone round"), "{body}");
+        assert!(
+            body.contains("sink `orders`: loop has not gone round"),
+            "{body}"
+        );
     }
 }

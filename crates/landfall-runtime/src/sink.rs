@@ -664,7 +664,10 @@ impl Sink {
             let part = p.partition.to_string();
             let labels = [self.name.as_str(), p.topic.as_str(), part.as_str()];
             if let Some(lag) = p.lag {
-                self.metrics.consumer_lag.with_label_values(&labels).set(lag);
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&labels)
+                    .set(lag);
             }
             if let Some(f) = p.freshness_seconds {
                 self.metrics.freshness.with_label_values(&labels).set(f);

@@ -26,7 +26,9 @@ fn bin() -> PathBuf {
 }
 
 fn repo_file(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
@@ -199,25 +201,43 @@ async fn a_real_run_exports_what_it_landed_and_everything_the_dashboard_queries(
     // Freshness: small right after landing (records are ~6 s old, the age flush), then growing
     // while nothing lands.
     let fresh = v("landfall_freshness_seconds") / PARTITIONS as f64;
-    assert!(fresh > 0.0 && fresh < 30.0, "freshness after landing: {fresh}");
-    let later = eventually("freshness grows while idle", Duration::from_secs(20), || async {
-        let f = scrape()?.get("landfall_freshness_seconds").copied()? / PARTITIONS as f64;
-        (f >= fresh + 3.0).then_some(f)
-    })
+    assert!(
+        fresh > 0.0 && fresh < 30.0,
+        "freshness after landing: {fresh}"
+    );
+    let later = eventually(
+        "freshness grows while idle",
+        Duration::from_secs(20),
+        || async {
+            let f = scrape()?.get("landfall_freshness_seconds").copied()? / PARTITIONS as f64;
+            (f >= fresh + 3.0).then_some(f)
+        },
+    )
     .await;
     eprintln!("freshness (mean over partitions): {fresh:.2} s after landing, {later:.2} s later");
 
     // Every metric the dashboard queries is exported; docs list exactly what is exported.
-    let (text, families) = get(port, "/metrics").map(|(_, b)| (b.clone(), parse_scrape(&b).1)).unwrap();
+    let (text, families) = get(port, "/metrics")
+        .map(|(_, b)| (b.clone(), parse_scrape(&b).1))
+        .unwrap();
     let samples = parse_scrape(&text).0;
     let used = dashboard_metrics();
     let missing: Vec<_> = used.iter().filter(|n| !samples.contains_key(*n)).collect();
-    assert!(missing.is_empty(), "dashboard queries metrics the binary does not export: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "dashboard queries metrics the binary does not export: {missing:?}"
+    );
     let documented = documented_metrics();
     let undocumented: Vec<_> = families.difference(&documented).collect();
     let not_exported: Vec<_> = documented.difference(&families).collect();
-    assert!(undocumented.is_empty(), "exported but not in docs/metrics.md: {undocumented:?}");
-    assert!(not_exported.is_empty(), "in docs/metrics.md but not exported: {not_exported:?}");
+    assert!(
+        undocumented.is_empty(),
+        "exported but not in docs/metrics.md: {undocumented:?}"
+    );
+    assert!(
+        not_exported.is_empty(),
+        "in docs/metrics.md but not exported: {not_exported:?}"
+    );
     eprintln!(
         "{} metric families exported and documented; dashboard uses {} series names",
         families.len(),
@@ -232,7 +252,10 @@ async fn a_real_run_exports_what_it_landed_and_everything_the_dashboard_queries(
     let status: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["ready"], true);
     let s0 = &status["sinks"][0];
-    assert_eq!((s0["sink"].as_str(), s0["phase"].as_str()), (Some("obs"), Some("running")));
+    assert_eq!(
+        (s0["sink"].as_str(), s0["phase"].as_str()),
+        (Some("obs"), Some("running"))
+    );
     let parts = s0["partitions"].as_array().unwrap();
     assert_eq!(parts.len(), PARTITIONS as usize);
     for p in parts {
@@ -244,7 +267,10 @@ async fn a_real_run_exports_what_it_landed_and_everything_the_dashboard_queries(
         assert_eq!(p["paused"], false);
         assert_eq!(p["last_batch"]["next_offset"].as_i64(), Some(n));
         assert_eq!(p["last_batch"]["reason"], "age");
-        assert!(p["last_batch"]["marker_url"].as_str().unwrap().starts_with("file://"));
+        assert!(p["last_batch"]["marker_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("file://"));
         assert!(p["last_batch"]["age_seconds"].as_f64().unwrap() > 0.0);
     }
 
@@ -330,11 +356,15 @@ async fn readyz_waits_for_start_and_reports_a_stuck_partition_until_it_lands() {
     eprintln!("at start: {code} {body}");
     assert_eq!(code.as_u16(), 503, "{body}");
 
-    eventually("ready after the partition recovered", Duration::from_secs(60), || async {
-        let ok = ready(&m).0.as_u16() == 200
-            && m.partitions_assigned.with_label_values(&["stuck"]).get() == 1;
-        ok.then_some(())
-    })
+    eventually(
+        "ready after the partition recovered",
+        Duration::from_secs(60),
+        || async {
+            let ok = ready(&m).0.as_u16() == 200
+                && m.partitions_assigned.with_label_values(&["stuck"]).get() == 1;
+            ok.then_some(())
+        },
+    )
     .await;
 
     let produced = produce(
@@ -350,7 +380,10 @@ async fn readyz_waits_for_start_and_reports_a_stuck_partition_until_it_lands() {
     })
     .await;
     eprintln!("while stuck: {body}");
-    assert!(body.contains("stuck") && body.contains("[0] stuck"), "{body}");
+    assert!(
+        body.contains("stuck") && body.contains("[0] stuck"),
+        "{body}"
+    );
     let status: Value = serde_json::from_str(&status_json(&m)).unwrap();
     let p = &status["sinks"][0]["partitions"][0];
     eprintln!("status of the stuck partition: {p}");
@@ -379,7 +412,10 @@ async fn readyz_waits_for_start_and_reports_a_stuck_partition_until_it_lands() {
     .await;
     let status: Value = serde_json::from_str(&status_json(&m)).unwrap();
     let p = &status["sinks"][0]["partitions"][0];
-    assert_eq!((p["stuck"].as_bool(), p["durable_offset"].as_i64()), (Some(false), Some(10)));
+    assert_eq!(
+        (p["stuck"].as_bool(), p["durable_offset"].as_i64()),
+        (Some(false), Some(10))
+    );
     assert!(p["last_error"].is_null(), "{p}");
     sink.stop().await;
 }

@@ -141,7 +141,9 @@ fn a_stuck_partition_is_not_ready_and_status_says_why_without_the_secret() {
     let mut now = 1;
     let mut stuck_seen = false;
     while now < 2 * STUCK_AFTER_MS {
-        let actions = s.landed(&tp(), 1, LandingResult::Retryable, at(now)).unwrap();
+        let actions = s
+            .landed(&tp(), 1, LandingResult::Retryable, at(now))
+            .unwrap();
         assert!(actions.iter().all(|a| !matches!(a, Action::Land { .. })));
         obs.failed(
             &tp(),
@@ -164,7 +166,10 @@ fn a_stuck_partition_is_not_ready_and_status_says_why_without_the_secret() {
     let p = &parts[0];
     assert!(p.stuck && p.paused);
     assert_eq!(p.paused_because, vec!["retry"]);
-    assert_eq!((p.durable_offset, p.high_watermark, p.lag), (10, Some(20), Some(10)));
+    assert_eq!(
+        (p.durable_offset, p.high_watermark, p.lag),
+        (10, Some(20), Some(10))
+    );
     assert_eq!(p.owner, "w1");
     let why = readiness(&[running("orders", parts.clone())]).unwrap_err();
     assert_eq!(why.len(), 1, "{why:?}");
@@ -188,11 +193,17 @@ fn a_stuck_partition_is_not_ready_and_status_says_why_without_the_secret() {
     let parts = obs.partitions(&s, "w1", 1_763_719_203_500);
     assert_eq!(readiness(&[running("orders", parts.clone())]), Ok(()));
     let p = &parts[0];
-    assert_eq!((p.durable_offset, p.lag, p.last_error.is_none()), (13, Some(7), true));
+    assert_eq!(
+        (p.durable_offset, p.lag, p.last_error.is_none()),
+        (13, Some(7), true)
+    );
     let b = p.last_batch.as_ref().unwrap();
     assert_eq!((b.first_offset, b.last_offset, b.next_offset), (10, 12, 13));
     assert_eq!(b.age_seconds, 2.5);
-    assert_eq!(b.newest_record_at.as_deref(), Some("2025-11-21T09:56:40.012Z"));
+    assert_eq!(
+        b.newest_record_at.as_deref(),
+        Some("2025-11-21T09:56:40.012Z")
+    );
 }
 
 #[test]
@@ -215,21 +226,31 @@ fn freshness_grows_while_nothing_lands() {
     // Read again 10 s later without anything landing: the snapshot ages.
     let later = status.aged(1_763_719_010_500);
     assert_eq!(later.partitions[0].freshness_seconds, Some(10.5));
-    assert_eq!(later.partitions[0].last_batch.as_ref().unwrap().age_seconds, 10.4);
+    assert_eq!(
+        later.partitions[0].last_batch.as_ref().unwrap().age_seconds,
+        10.4
+    );
 }
 
 #[test]
 fn not_ready_before_start_and_while_partitions_recover() {
     assert!(readiness(&[]).is_err());
     let mut s = running("orders", vec![]);
-    assert_eq!(readiness(std::slice::from_ref(&s)), Ok(()), "an idle member is ready");
+    assert_eq!(
+        readiness(std::slice::from_ref(&s)),
+        Ok(()),
+        "an idle member is ready"
+    );
     s.phase = SinkPhase::Starting;
     let why = readiness(std::slice::from_ref(&s)).unwrap_err();
     assert!(why[0].contains("starting"), "{why:?}");
     s.phase = SinkPhase::Running;
     s.recovering_partitions = 4;
     let why = readiness(&[s]).unwrap_err();
-    assert!(why[0].contains("4 assigned partition(s) still recovering"), "{why:?}");
+    assert!(
+        why[0].contains("4 assigned partition(s) still recovering"),
+        "{why:?}"
+    );
 }
 
 #[test]
@@ -239,18 +260,30 @@ fn liveness_fails_only_when_a_running_loop_goes_silent() {
         phase,
         last_beat_ms,
     };
-    assert_eq!(liveness(&[beat(SinkPhase::Running, 1_000)], 3_000, 2_000), Ok(()));
+    assert_eq!(
+        liveness(&[beat(SinkPhase::Running, 1_000)], 3_000, 2_000),
+        Ok(())
+    );
     let why = liveness(&[beat(SinkPhase::Running, 1_000)], 3_001, 2_000).unwrap_err();
     assert!(why[0].contains("has not gone round for 2001 ms"), "{why:?}");
     // Still starting (bounded by its own timeouts) or stopped: not judged.
-    assert_eq!(liveness(&[beat(SinkPhase::Starting, 0)], 60_000, 2_000), Ok(()));
-    assert_eq!(liveness(&[beat(SinkPhase::Stopped, 0)], 60_000, 2_000), Ok(()));
+    assert_eq!(
+        liveness(&[beat(SinkPhase::Starting, 0)], 60_000, 2_000),
+        Ok(())
+    );
+    assert_eq!(
+        liveness(&[beat(SinkPhase::Stopped, 0)], 60_000, 2_000),
+        Ok(())
+    );
 }
 
 #[test]
 fn redact_hides_every_secret_and_bounds_the_length() {
     let secrets = vec!["abc".to_string(), "abcdef".to_string(), String::new()];
-    assert_eq!(redact("x abcdef y abc", &secrets), "x <redacted> y <redacted>");
+    assert_eq!(
+        redact("x abcdef y abc", &secrets),
+        "x <redacted> y <redacted>"
+    );
     let long = "é".repeat(MAX_ERROR_CHARS + 10);
     let r = redact(&long, &[]);
     assert_eq!(r.chars().count(), MAX_ERROR_CHARS + 1);
