@@ -531,16 +531,12 @@ impl Sink {
             .partitions_paused
             .with_label_values(&[&self.name])
             .set(self.state.paused() as i64);
-        let (mut memory, mut retry) = (0, 0);
-        for p in self.state.status() {
-            memory += p.paused.memory as i64;
-            retry += p.paused.retry as i64;
-        }
+        let (memory, retry) = self.state.paused_by_reason();
         for (reason, n) in [("memory", memory), ("retry", retry)] {
             self.metrics
                 .partitions_paused_by_reason
                 .with_label_values(&[&self.name, reason])
-                .set(n);
+                .set(n as i64);
         }
     }
 
