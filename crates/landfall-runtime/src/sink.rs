@@ -629,6 +629,8 @@ impl Sink {
     }
 
     fn on_tick(&mut self) -> Result<(), SinkError> {
+        // Also ticked from a revoke's hand-off wait, outside the main loop: alive there too.
+        self.board.beat();
         let now = self.now();
         let held = self.consumer_held.load(Ordering::Relaxed);
         let state = &mut self.state;
