@@ -339,6 +339,50 @@ def test_landfall_validate_catches_an_unset_secret_variable(
     assert "environment variable `KAFKA_SASL_PASSWORD` is not set" in result.stdout
 
 
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_log_format_value_reaches_the_binary(
+    chart: helm_python.Chart, tmp_path: Path, log_format: str
+) -> None:
+    """`log.format` becomes LANDFALL_LOG_FORMAT, and the binary accepts what the chart renders."""
+    landfall = os.environ.get("LANDFALL_BIN")
+    if not landfall:
+        pytest.skip("LANDFALL_BIN is not set (scripts/test.sh sets it to the built landfall)")
+    objects = manifests(render(chart, {"log": {"format": log_format}}))
+    env = fake_env(objects)
+    assert env["LANDFALL_LOG_FORMAT"] == log_format
+    config_dir = tmp_path / "sinks"
+    config_dir.mkdir()
+    for file_name, text in sink_tomls(objects).items():
+        (config_dir / file_name).write_text(text)
+    result = subprocess.run(
+        [landfall, "validate", "--config-dir", str(config_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unknown_log_format_is_refused_by_schema_and_binary(chart: helm_python.Chart) -> None:
+    with pytest.raises(helm_python.HelmValuesError, match="format"):
+        render(chart, {"log": {"format": "yaml"}})
+    landfall = os.environ.get("LANDFALL_BIN")
+    if not landfall:
+        pytest.skip("LANDFALL_BIN is not set (scripts/test.sh sets it to the built landfall)")
+    result = subprocess.run(
+        [landfall, "--log-format", "yaml", "validate", "--config", "/nonexistent.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "invalid value 'yaml' for '--log-format" in result.stderr, result.stderr
+    assert "[possible values: text, json]" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("values_name", ["default", "three-sinks"])
 def test_sink_toml_round_trips_the_values(chart: helm_python.Chart, values_name: str) -> None:
     """Each file parses to exactly the sink's values plus its name: integers stay integers,

@@ -115,6 +115,9 @@ pub struct SealedBatch {
     pub rejected: Vec<Rejected>,
     /// Min and max event time of the rows (microseconds).
     pub event_time_us: Option<(i64, i64)>,
+    /// The newest Kafka timestamp among the batch's records (ms): once committed, how fresh the
+    /// landed data is (`landfall_freshness_seconds`). `None` when the broker gave none.
+    pub newest_timestamp_ms: Option<i64>,
     pub reason: FlushReason,
 }
 
@@ -196,6 +199,7 @@ pub struct PartitionBuffer {
     records: u64,
     opened_at_ms: Option<u64>,
     event_time_us: Option<(i64, i64)>,
+    newest_timestamp_ms: Option<i64>,
     /// Compressed bytes per raw byte, learned from this partition's chunks; estimates the share
     /// of the file that the raw records still pending will add.
     ratio: f64,
@@ -217,6 +221,7 @@ impl PartitionBuffer {
             records: 0,
             opened_at_ms: None,
             event_time_us: None,
+            newest_timestamp_ms: None,
             ratio: 0.5,
             partition_names: HashMap::new(),
             next_seq: 0,
@@ -248,6 +253,9 @@ impl PartitionBuffer {
             self.opened_at_ms = Some(now_ms);
         }
         self.records += 1;
+        if let Some(ts) = record.timestamp_ms.filter(|&t| t >= 0) {
+            self.newest_timestamp_ms = Some(self.newest_timestamp_ms.map_or(ts, |n| n.max(ts)));
+        }
         self.pending_bytes += record.size_bytes();
         self.pending.push(record);
     }
@@ -486,6 +494,7 @@ impl PartitionBuffer {
             files,
             rejected: std::mem::take(&mut self.rejected),
             event_time_us: self.event_time_us.take(),
+            newest_timestamp_ms: self.newest_timestamp_ms.take(),
             reason,
         };
         self.reset();
@@ -501,6 +510,7 @@ impl PartitionBuffer {
         self.done.clear();
         self.rejected.clear();
         self.event_time_us = None;
+        self.newest_timestamp_ms = None;
         self.reset();
     }
 

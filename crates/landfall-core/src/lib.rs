@@ -26,5 +26,6 @@ pub mod parquet_props;
 pub mod record;
 pub mod schema;
 pub mod state;
+pub mod status;
 
 pub use record::{KafkaRecord, TopicPartition};

@@ -646,6 +646,13 @@ impl SinkState {
         self.parts.values().filter(|p| p.paused.any()).count()
     }
 
+    /// Paused partitions by reason: (memory, retry). One paused for both counts in both.
+    pub fn paused_by_reason(&self) -> (usize, usize) {
+        self.parts.values().fold((0, 0), |(m, r), p| {
+            (m + p.paused.memory as usize, r + p.paused.retry as usize)
+        })
+    }
+
     /// Bytes held: buffers plus sealed batches (landing or queued).
     pub fn buffered_bytes(&self) -> u64 {
         self.parts

@@ -14,6 +14,7 @@
 //! - `fetch_state`: which partitions fetch and with which epoch, as plain synchronous code.
 //! - `settings`: settings, the librdkafka configuration and the timeouts, side by side.
 //! - `admin`: the start-up preflight and watermarks for `landfall verify`.
+//! - `stats`: end offsets from librdkafka's statistics, for the sink's lag.
 
 mod admin;
 mod backlog;
@@ -24,6 +25,7 @@ mod poll;
 mod protocol;
 mod rebalance;
 mod settings;
+mod stats;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc as std_mpsc;
@@ -38,6 +40,7 @@ pub use convert::INVALID_HEADER_KEY;
 pub use error::KafkaSinkError;
 pub use protocol::{Assigned, ConsumerCommand, ConsumerEvent, ConsumerHandle, StartAt, Tagged};
 pub use settings::ConsumerSettings;
+pub use stats::{end_offsets, HighWatermarks};
 
 use backlog::Backlog;
 use rebalance::Context;
@@ -48,12 +51,20 @@ pub fn spawn(
     settings: ConsumerSettings,
     events: mpsc::Sender<ConsumerEvent>,
 ) -> Result<ConsumerHandle, KafkaSinkError> {
+    let high_watermarks = HighWatermarks::default();
     let context = Context::new(
         events.clone(),
         settings.revoke_timeout,
         settings.assign_timeout,
+        high_watermarks.clone(),
     );
-    let consumer: BaseConsumer<Context> = client_config(&settings)
+    let mut config = client_config(&settings);
+    // Statistics carry the end offsets the sink's lag is measured against; a user's own
+    // `statistics.interval.ms` in `kafka.options` wins.
+    if config.get("statistics.interval.ms").is_none() {
+        config.set("statistics.interval.ms", stats::STATISTICS_INTERVAL_MS);
+    }
+    let consumer: BaseConsumer<Context> = config
         .create_with_context(context)
         .map_err(KafkaSinkError::Create)?;
     match &settings.topics {
@@ -76,5 +87,6 @@ pub fn spawn(
         commands,
         thread,
         held_bytes,
+        high_watermarks,
     })
 }

@@ -101,4 +101,6 @@ pub struct ConsumerHandle {
     /// Bytes ([`KafkaRecord::size_bytes`]) of records the thread holds because the channel is
     /// full. They are fetched but not yet the sink's, so the sink's memory budget must count them.
     pub held_bytes: Arc<AtomicU64>,
+    /// End offsets of the partitions the consumer fetches, from librdkafka's statistics.
+    pub high_watermarks: crate::HighWatermarks,
 }

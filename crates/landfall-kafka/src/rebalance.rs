@@ -27,6 +27,7 @@ pub(crate) struct Context {
     state: Mutex<FetchState>,
     revoke_timeout: Duration,
     assign_timeout: Duration,
+    high_watermarks: crate::HighWatermarks,
 }
 
 impl Context {
@@ -34,12 +35,14 @@ impl Context {
         events: mpsc::Sender<ConsumerEvent>,
         revoke_timeout: Duration,
         assign_timeout: Duration,
+        high_watermarks: crate::HighWatermarks,
     ) -> Context {
         Context {
             events,
             state: Mutex::new(FetchState::new()),
             revoke_timeout,
             assign_timeout,
+            high_watermarks,
         }
     }
 
@@ -53,6 +56,17 @@ impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         // librdkafka retries transport errors itself; they are worth a warning, not a stop.
         warn!(%error, reason, "kafka client error");
+    }
+
+    /// Keep only the end offsets (the default decodes and logs the whole document).
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(ends) = crate::stats::end_offsets(statistics) {
+            let mut marks = self
+                .high_watermarks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            marks.extend(ends);
+        }
     }
 }
 

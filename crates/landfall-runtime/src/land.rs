@@ -3,6 +3,7 @@
 //! the commit record is written only once every file it lists is durable.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::try_join_all;
@@ -24,6 +25,16 @@ pub struct LandSettings {
     pub multipart_part_bytes: u64,
 }
 
+/// How long the two halves of a landing took (`landfall_upload_seconds`,
+/// `landfall_commit_seconds`); a half that did not run stays `None`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Data files and dead letters.
+    pub upload: Option<Duration>,
+    /// Commit record and post-commit step.
+    pub commit: Option<Duration>,
+}
+
 /// Land a batch. Its attempt id stays the same across retries, so a retry after an unknown
 /// outcome recognises its own commit record and only re-runs the post-commit step.
 pub async fn land(
@@ -34,6 +45,29 @@ pub async fn land(
     batch: &SealedBatch,
     now_ms: impl Fn() -> i64,
 ) -> Result<Landed, StoreError> {
+    land_timed(
+        stores,
+        settings,
+        uploads,
+        publisher,
+        batch,
+        now_ms,
+        &mut Timings::default(),
+    )
+    .await
+}
+
+/// [`land`], recording how long its halves took in `timings`.
+pub async fn land_timed(
+    stores: &SinkStores,
+    settings: &LandSettings,
+    uploads: &Arc<Semaphore>,
+    publisher: &Publisher,
+    batch: &SealedBatch,
+    now_ms: impl Fn() -> i64,
+    timings: &mut Timings,
+) -> Result<Landed, StoreError> {
+    let started = Instant::now();
     let tp = &batch.tp;
     let first = batch.offsets.first;
     let attempt = batch.attempt_id.as_str();
@@ -78,6 +112,8 @@ pub async fn land(
         ));
     }
 
+    timings.upload = Some(started.elapsed());
+    let committing = Instant::now();
     let landed_at_ms = now_ms();
     let ckey = commit_key(&settings.sink, &tp.topic, tp.partition, first);
     let mkey = batch_marker_key(&settings.sink, &tp.topic, tp.partition, first, landed_at_ms);
@@ -99,5 +135,6 @@ pub async fn land(
         // (it contains the landing time) differs from the one computed now: it is what counts.
         publisher.publish(m).await?;
     }
+    timings.commit = Some(committing.elapsed());
     Ok(landed)
 }

@@ -12,8 +12,10 @@
 //! - [`land::land`]: one batch to the store, marker after data.
 //! - [`publish::Publisher`]: what runs after every committed batch, fresh or repaired.
 //! - [`stores::SinkStores`]: a sink's three locations, opened from its config.
-//! - [`metrics`], [`http`]: what an operator sees.
+//! - [`metrics`], [`http`], [`board`]: what an operator sees (`/metrics`, `/healthz`, `/readyz`,
+//!   `/status`).
 
+pub mod board;
 pub mod http;
 pub mod land;
 pub mod metrics;

@@ -21,9 +21,11 @@ use landfall_core::manifest::{rfc3339_ms, Landed};
 use landfall_core::state::{
     initial_offset, retention_gap, Action, LandingResult, Now, SinkState, StateError, StateSettings,
 };
+use landfall_core::status::{ErrorReport, Observer, SinkPhase, SinkStatus};
 use landfall_core::TopicPartition;
 use landfall_kafka::{
-    Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, KafkaSinkError, StartAt, Tagged,
+    Assigned, ConsumerCommand, ConsumerEvent, ConsumerSettings, HighWatermarks, KafkaSinkError,
+    StartAt, Tagged,
 };
 use landfall_store::recovery::{recover_partition, Hint, IfNew, Recovered};
 use landfall_store::StoreError;
@@ -32,7 +34,8 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::land::{land, LandSettings};
+use crate::board::SinkBoard;
+use crate::land::{land_timed, LandSettings, Timings};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::stores::SinkStores;
@@ -69,6 +72,31 @@ pub enum SinkError {
     ShutdownTimeout { sink: String, partitions: usize },
 }
 
+impl SinkError {
+    /// The `class` label of `landfall_sink_failures_total` and of `/status`'s `last_error`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            SinkError::Kafka { .. } => "kafka",
+            SinkError::Store { .. } => "store",
+            SinkError::Buffer { .. } => "buffer",
+            SinkError::State { .. } => "state",
+            SinkError::Consumer { .. } => "consumer",
+            SinkError::ShutdownTimeout { .. } => "shutdown_timeout",
+        }
+    }
+}
+
+/// Values of the sink's secret options (by key name, as `landfall validate` hides them): never
+/// shown in `/status`, whatever error message quotes them.
+fn secrets_of(cfg: &SinkConfig) -> Vec<String> {
+    [&cfg.kafka.options, &cfg.store.options, &cfg.marker.options]
+        .into_iter()
+        .flat_map(|o| o.iter())
+        .filter(|(k, _)| landfall_core::config::is_secret_key(k))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 /// Everything a sink needs from outside.
 pub struct SinkContext {
     pub config: SinkConfig,
@@ -88,8 +116,9 @@ const ASSIGN_MARGIN: Duration = Duration::from_secs(15);
 /// Partitions recovered at once: a listing each without a hint; many more at once only earns
 /// throttling (S3 503 SlowDown) from the store.
 const RECOVERY_PARALLELISM: usize = 16;
-/// The loop's clock tick: age flushes and retries are at most this late.
-const TICK: Duration = Duration::from_millis(100);
+/// The loop's clock tick: age flushes and retries are at most this late; the loop's heartbeat
+/// (`/healthz`) and `/status` snapshot are as fresh.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// Records per message from the consumer thread.
 const BATCH_RECORDS: usize = 2048;
 
@@ -101,7 +130,7 @@ fn cpu<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -124,28 +153,60 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
         sink: name.clone(),
         source: Box::new(source),
     };
+    let board = ctx.metrics.board.sink(
+        &name,
+        &ctx.writer_id,
+        ctx.config.runtime.max_buffered_bytes,
+        SinkPhase::Starting,
+    );
+    let secrets = secrets_of(&ctx.config);
+    let metrics = ctx.metrics.clone();
+    let failed = |e: &SinkError| {
+        metrics
+            .sink_failures
+            .with_label_values(&[&name, e.class()])
+            .inc();
+        let report = ErrorReport::new(wall_ms(), e.class(), &e.to_string(), &secrets);
+        board.update(|s| {
+            s.phase = SinkPhase::Failed;
+            s.last_error = Some(report);
+        });
+    };
     {
         let s = settings.clone();
         let preflight = tokio::task::spawn_blocking(move || landfall_kafka::preflight(&s));
         tokio::select! {
-            r = preflight => r.expect("preflight does not panic").map_err(kafka_err)?,
+            r = preflight => if let Err(e) = r.expect("preflight does not panic").map_err(kafka_err) {
+                failed(&e);
+                return Err(e);
+            },
             // Stopped while still starting: nothing consumed, nothing to land.
             _ = shutdown.cancelled() => return Ok(()),
         }
     }
     let (events_tx, mut events) = mpsc::channel(32);
-    let handle = landfall_kafka::spawn(settings, events_tx).map_err(kafka_err)?;
-    let metrics = ctx.metrics.clone();
-    let result = drive_with(
+    let handle = match landfall_kafka::spawn(settings, events_tx).map_err(kafka_err) {
+        Ok(h) => h,
+        Err(e) => {
+            failed(&e);
+            return Err(e);
+        }
+    };
+    let result = drive_observed(
         ctx,
         &mut events,
         handle.commands.clone(),
         handle.held_bytes.clone(),
+        handle.high_watermarks.clone(),
         &shutdown,
     )
     .await;
-    if let Err(e) = &result {
-        error!(sink = %name, error = %e, "sink stopped");
+    match &result {
+        Err(e) => {
+            error!(sink = %name, error = %e, "sink stopped");
+            failed(e);
+        }
+        Ok(()) => board.set_phase(SinkPhase::Stopped),
     }
     // Leave the group: the consumer thread unsubscribes; answer its final revoke at once.
     let _ = handle.commands.send(ConsumerCommand::Shutdown);
@@ -201,8 +262,40 @@ pub async fn drive_with(
     consumer_held: Arc<AtomicU64>,
     shutdown: &CancellationToken,
 ) -> Result<(), SinkError> {
+    drive_observed(
+        ctx,
+        events,
+        commands,
+        consumer_held,
+        HighWatermarks::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`drive_with`], with the end offsets the consumer reports (for lag).
+async fn drive_observed(
+    ctx: SinkContext,
+    events: &mut mpsc::Receiver<ConsumerEvent>,
+    commands: std_mpsc::Sender<ConsumerCommand>,
+    consumer_held: Arc<AtomicU64>,
+    high_watermarks: HighWatermarks,
+    shutdown: &CancellationToken,
+) -> Result<(), SinkError> {
     let cfg = ctx.config;
     let name = cfg.name.clone();
+    let named_topics = match &cfg.topics {
+        landfall_core::config::TopicSelection::Names(n) => n.clone(),
+        landfall_core::config::TopicSelection::Regex(_) => Vec::new(),
+    };
+    ctx.metrics
+        .init_sink(&name, &named_topics, cfg.runtime.max_buffered_bytes);
+    let board = ctx.metrics.board.sink(
+        &name,
+        &ctx.writer_id,
+        cfg.runtime.max_buffered_bytes,
+        SinkPhase::Running,
+    );
     let seed: u64 = rand::random();
     let mut sink = Sink {
         state: SinkState::new(StateSettings {
@@ -241,6 +334,12 @@ pub async fn drive_with(
         recoveries: JoinSet::new(),
         consumer_held,
         started: Instant::now(),
+        observer: Observer::default(),
+        board,
+        high_watermarks,
+        writer_id: ctx.writer_id.clone(),
+        secrets: secrets_of(&cfg),
+        budget: cfg.runtime.max_buffered_bytes,
     };
     info!(sink = %sink.name, group = %cfg.kafka.group_id, writer = %ctx.writer_id, "sink started");
     sink.run(events, shutdown).await
@@ -251,6 +350,7 @@ type LandOutcome = (
     u64,
     Arc<SealedBatch>,
     Instant,
+    Timings,
     Result<Landed, StoreError>,
 );
 type RecoverOutcome = (TopicPartition, u64, Result<Recovered, SinkError>);
@@ -274,6 +374,13 @@ struct Sink {
     /// Bytes of records the consumer thread holds for a full channel.
     consumer_held: Arc<AtomicU64>,
     started: Instant,
+    /// Last batch and last error per partition, for `/status`.
+    observer: Observer,
+    board: SinkBoard,
+    high_watermarks: HighWatermarks,
+    writer_id: String,
+    secrets: Vec<String>,
+    budget: u64,
 }
 
 impl Sink {
@@ -307,10 +414,12 @@ impl Sink {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.board.beat();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if deadline.is_none() => {
                     info!(sink = %self.name, "shutdown: landing what is buffered");
+                    self.board.set_phase(SinkPhase::Stopping);
                     let _ = self.commands.send(ConsumerCommand::StopFetching);
                     deadline = Some(tokio::time::Instant::now() + self.shutdown_timeout);
                     let actions = self.state.shutdown(self.now()).map_err(|e| self.state_err(e))?;
@@ -401,7 +510,7 @@ impl Sink {
                     failures,
                 } => {
                     error!(sink = %self.name, %tp, failing_for_ms, failures,
-                        "partition stuck: its oldest batch keeps failing to land; retrying, /healthz reports unhealthy");
+                        "partition stuck: its oldest batch keeps failing to land; retrying, /readyz reports not ready");
                 }
                 Action::Unstuck(tp) => {
                     info!(sink = %self.name, %tp, "partition no longer stuck");
@@ -422,6 +531,13 @@ impl Sink {
             .partitions_paused
             .with_label_values(&[&self.name])
             .set(self.state.paused() as i64);
+        let (memory, retry) = self.state.paused_by_reason();
+        for (reason, n) in [("memory", memory), ("retry", retry)] {
+            self.metrics
+                .partitions_paused_by_reason
+                .with_label_values(&[&self.name, reason])
+                .set(n as i64);
+        }
     }
 
     fn start_landing(&mut self, tp: TopicPartition, epoch: u64, batch: Arc<SealedBatch>) {
@@ -434,8 +550,18 @@ impl Sink {
         let key = (tp.clone(), epoch);
         let abort = self.landings.spawn(async move {
             let started = Instant::now();
-            let r = land(&stores, &settings, &uploads, &publisher, &batch, wall_ms).await;
-            (tp, epoch, batch, started, r)
+            let mut timings = Timings::default();
+            let r = land_timed(
+                &stores,
+                &settings,
+                &uploads,
+                &publisher,
+                &batch,
+                wall_ms,
+                &mut timings,
+            )
+            .await;
+            (tp, epoch, batch, started, timings, r)
         });
         self.in_flight.insert(key, abort);
     }
@@ -503,6 +629,8 @@ impl Sink {
     }
 
     fn on_tick(&mut self) -> Result<(), SinkError> {
+        // Also ticked from a revoke's hand-off wait, outside the main loop: alive there too.
+        self.board.beat();
         let now = self.now();
         let held = self.consumer_held.load(Ordering::Relaxed);
         let state = &mut self.state;
@@ -512,12 +640,52 @@ impl Sink {
             .buffered_bytes
             .with_label_values(&[&self.name])
             .set((self.state.buffered_bytes() + held) as i64);
+        self.observe(held);
         Ok(())
+    }
+
+    /// Refresh what an operator sees: end offsets from the consumer, the lag and freshness
+    /// gauges (freshness grows between landings because it is recomputed here every tick), and
+    /// the `/status` snapshot.
+    fn observe(&mut self, held: u64) {
+        let marks: Vec<(TopicPartition, i64)> = {
+            let m = self
+                .high_watermarks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            m.iter().map(|(tp, h)| (tp.clone(), *h)).collect()
+        };
+        self.observer.high_watermarks(marks);
+        let now = wall_ms();
+        let partitions = self.observer.partitions(&self.state, &self.writer_id, now);
+        for p in &partitions {
+            let part = p.partition.to_string();
+            let labels = [self.name.as_str(), p.topic.as_str(), part.as_str()];
+            if let Some(lag) = p.lag {
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&labels)
+                    .set(lag);
+            }
+            if let Some(f) = p.freshness_seconds {
+                self.metrics.freshness.with_label_values(&labels).set(f);
+            }
+        }
+        self.board.publish(SinkStatus {
+            sink: self.name.clone(),
+            writer_id: self.writer_id.clone(),
+            phase: SinkPhase::Running, // the board keeps its own phase
+            recovering_partitions: 0,
+            buffered_bytes: self.state.buffered_bytes() + held,
+            buffer_budget_bytes: self.budget,
+            partitions,
+            last_error: None,
+        });
     }
 
     fn on_landed(
         &mut self,
-        (tp, epoch, batch, started, result): LandOutcome,
+        (tp, epoch, batch, started, timings, result): LandOutcome,
     ) -> Result<(), SinkError> {
         self.in_flight.remove(&(tp.clone(), epoch));
         if self.state.epoch(&tp) != Some(epoch) {
@@ -528,9 +696,34 @@ impl Sink {
             Ok(landed) => {
                 match &landed {
                     Landed::Committed(m) => {
-                        self.metrics
-                            .batch_committed(&self.name, m, started.elapsed());
-                        debug!(sink = %self.name, %tp, first = m.offsets.first, next = m.offsets.next, rows = m.rows, "batch committed");
+                        let took = started.elapsed();
+                        self.metrics.batch_committed(&self.name, m, took);
+                        for (h, t) in [
+                            (&self.metrics.upload_seconds, timings.upload),
+                            (&self.metrics.commit_seconds, timings.commit),
+                        ] {
+                            if let Some(t) = t {
+                                h.with_label_values(&[&self.name]).observe(t.as_secs_f64());
+                            }
+                        }
+                        self.observer
+                            .committed(m, wall_ms(), batch.newest_timestamp_ms);
+                        // The one line per landed batch (docs/operations.md#logs).
+                        info!(
+                            sink = %self.name,
+                            topic = %m.topic,
+                            partition = m.partition,
+                            first_offset = m.offsets.first,
+                            last_offset = m.offsets.last,
+                            rows = m.rows,
+                            dead_lettered = m.dead_lettered,
+                            bytes = m.files.iter().map(|f| f.size_bytes).sum::<u64>(),
+                            files = m.files.len(),
+                            reason = %m.flush_reason,
+                            duration_ms = took.as_millis() as u64,
+                            marker = %m.marker_url,
+                            "batch landed"
+                        );
                     }
                     Landed::Lost(theirs) => {
                         self.metrics
@@ -550,6 +743,19 @@ impl Sink {
                     .store_errors
                     .with_label_values(&[&self.name, class])
                     .inc();
+                if retryable {
+                    self.metrics
+                        .retries
+                        .with_label_values(&[&self.name, "landing"])
+                        .inc();
+                }
+                let report = ErrorReport::new(
+                    wall_ms(),
+                    class,
+                    &format!("{e} — {}", e.cause()),
+                    &self.secrets,
+                );
+                self.observer.failed(&tp, report);
                 let r = if retryable {
                     warn!(sink = %self.name, %tp, error = %e, attempt = %batch.attempt_id,
                         "landing failed; partition paused, retrying with the same attempt id");
@@ -598,10 +804,21 @@ impl Sink {
             async move { recovery.run(tp, hint, initial, deadline).await }
         });
         let recoveries: Vec<_> = recoveries.collect();
-        let results: Vec<_> = futures::stream::iter(recoveries)
+        let n = partitions.len();
+        self.board.update(|s| s.recovering_partitions = n);
+        let all = futures::stream::iter(recoveries)
             .buffered(RECOVERY_PARALLELISM)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        tokio::pin!(all);
+        // Recovery can take up to runtime.recovery_timeout_ms; the loop is alive meanwhile.
+        let mut beat = tokio::time::interval(TICK);
+        let results = loop {
+            tokio::select! {
+                r = &mut all => break r,
+                _ = beat.tick() => self.board.beat(),
+            }
+        };
+        self.board.update(|s| s.recovering_partitions = 0);
         let mut starts = Vec::new();
         for (a, r) in partitions.into_iter().zip(results) {
             let rec = r?;
@@ -659,6 +876,12 @@ impl Sink {
         }
         let actions = self.state.remove(&partitions);
         self.perform(actions);
+        for tp in &partitions {
+            self.metrics
+                .forget_partition(&self.name, &tp.topic, tp.partition);
+        }
+        self.observer.retain(&self.state);
+        self.observe(self.consumer_held.load(Ordering::Relaxed));
         self.metrics
             .partitions_assigned
             .with_label_values(&[&self.name])
@@ -727,6 +950,10 @@ impl Recovery {
                     self.metrics
                         .store_errors
                         .with_label_values(&[&self.sink, "transient"])
+                        .inc();
+                    self.metrics
+                        .retries
+                        .with_label_values(&[&self.sink, "recovery"])
                         .inc();
                     warn!(sink = %self.sink, %tp, error = %e, "recovery failed; retrying");
                     let base = Duration::from_millis(200u64.saturating_mul(1 << failures.min(7)));

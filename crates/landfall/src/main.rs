@@ -23,16 +23,23 @@ use tracing::{error, info};
     about = "Land Kafka topics as Parquet files with completion markers, exactly once"
 )]
 struct Cli {
-    /// Log format: text or json.
+    /// Log format: `text` (human) or `json` (one object per line, for log shippers).
     #[arg(
         long,
         global = true,
-        default_value = "text",
+        value_enum,
+        default_value_t = LogFormat::Text,
         env = "LANDFALL_LOG_FORMAT"
     )]
-    log_format: String,
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args, Clone)]
@@ -51,7 +58,7 @@ enum Command {
     Run {
         #[command(flatten)]
         configs: Configs,
-        /// Address for /metrics and /healthz.
+        /// Address for /metrics, /healthz (liveness), /readyz (readiness) and /status (JSON).
         #[arg(long, env = "LANDFALL_METRICS_ADDR", default_value = "0.0.0.0:9464")]
         metrics_addr: SocketAddr,
         /// Writer id recorded in manifests (default: hostname-pid-random).
@@ -88,14 +95,16 @@ enum Command {
     },
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().init();
+    if format == LogFormat::Json {
+        // Fields at the top level (`"rows": 3`, not `"fields": {"rows": 3}`): what log
+        // shippers index without a parsing rule.
+        b.json().flatten_event(true).init();
     } else {
         b.init();
     }
@@ -177,6 +186,13 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {metrics_addr}"))?;
     let metrics = Metrics::new();
+    // Serve from the start: /healthz answers while the stores are probed, and /readyz says
+    // what it waits for.
+    let http = tokio::spawn(landfall_runtime::http::serve(
+        listener,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     // Open and probe every store before joining any group: wrong credentials or a missing bucket
     // end here with one line, before anything is consumed.
@@ -202,11 +218,6 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         });
     }
 
-    let http = tokio::spawn(landfall_runtime::http::serve(
-        listener,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
     let mut tasks = tokio::task::JoinSet::new();
     for ctx in contexts {
         let token = shutdown.clone();
@@ -384,7 +395,7 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    init_logging(cli.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -173,7 +173,7 @@ pub struct RuntimeConfig {
     pub upload_concurrency: usize,
     pub chunk_records: usize,
     /// A partition whose oldest batch has failed to land for this long is reported stuck
-    /// (error log, `landfall_partitions_stuck`, `/healthz` unhealthy); retries go on.
+    /// (error log, `landfall_partitions_stuck`, `/readyz` not ready); retries go on.
     pub stuck_after_ms: u64,
     /// How long recovering the partitions of one assignment may take.
     pub recovery_timeout_ms: u64,
