@@ -11,6 +11,7 @@
 //!
 //! - [`config`]: the sink TOML, strictly parsed and validated into [`config::SinkConfig`].
 //! - [`ledger`]: which offsets are durable; the rules that make landing exactly-once.
+//! - [`notify`]: the Kafka notification of a committed batch or window marker.
 
 pub mod budget;
 pub mod buffer;
@@ -22,6 +23,7 @@ pub mod flush;
 pub mod keys;
 pub mod ledger;
 pub mod manifest;
+pub mod notify;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;

@@ -297,6 +297,17 @@ async fn drive_observed(
         SinkPhase::Running,
     );
     let seed: u64 = rand::random();
+    // One post-commit step for fresh landings and recovery alike, notifications included.
+    let mut publisher = Publisher::new(ctx.stores.markers.clone());
+    if let Some(n) = &cfg.notify {
+        let client_id = format!("landfall-{}-{}-notify", name, ctx.writer_id);
+        let notifier =
+            landfall_kafka::Notifier::new(n, &client_id).map_err(|source| SinkError::Kafka {
+                sink: name.clone(),
+                source: Box::new(source),
+            })?;
+        publisher = publisher.with_notify(Arc::new(notifier));
+    }
     let mut sink = Sink {
         state: SinkState::new(StateSettings {
             format: BufferFormat::from_config(&cfg),
@@ -313,10 +324,10 @@ async fn drive_observed(
             multipart_part_bytes: cfg.store.multipart_part_bytes,
         }),
         uploads: Arc::new(Semaphore::new(cfg.runtime.upload_concurrency)),
-        publisher: Publisher::new(ctx.stores.markers.clone()),
+        publisher: publisher.clone(),
         recovery: Recovery {
             markers: ctx.stores.markers.clone(),
-            publisher: Publisher::new(ctx.stores.markers.clone()),
+            publisher,
             sink: name.clone(),
             writer_id: ctx.writer_id.clone(),
             metrics: ctx.metrics.clone(),

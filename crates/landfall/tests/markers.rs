@@ -90,30 +90,27 @@ async fn a_wildcard_on_the_documented_prefix_wakes_only_for_complete_batches() {
             while !stop.is_cancelled() {
                 let keys = bucket_keys(&bucket).await;
                 let listed: BTreeSet<&String> = keys.iter().collect();
-                let mut w = watched.lock().unwrap();
-                w.listings += 1;
-                for k in &keys {
-                    w.seen.insert(k.clone());
-                }
                 let hits: Vec<&String> = keys.iter().filter(|k| fnmatch(&pattern, k)).collect();
-                if hits.is_empty() && w.matched.is_empty() {
-                    w.empty_before_first += 1;
+                {
+                    let mut w = watched.lock().unwrap();
+                    w.listings += 1;
+                    for k in &keys {
+                        w.seen.insert(k.clone());
+                    }
+                    if hits.is_empty() && w.matched.is_empty() {
+                        w.empty_before_first += 1;
+                    }
                 }
-                drop(w);
                 for k in hits {
                     if watched.lock().unwrap().matched.contains_key(k) {
                         continue;
                     }
                     // Complete = its commit record and every file it lists were in the same
                     // listing (so were durable before the marker appeared).
-                    let body = bucket
-                        .store
-                        .get(&k.as_str().into())
+                    let body = landfall_store::io::get(&bucket, k)
                         .await
                         .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap();
+                        .expect("a listed marker exists");
                     let m = Manifest::from_json(&body).expect("a batch marker is a manifest");
                     let commit = bucket.key_of_url(&m.commit_url).unwrap();
                     let complete = listed.contains(&commit)

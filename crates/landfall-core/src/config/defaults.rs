@@ -83,3 +83,12 @@ pub fn recovery_timeout_ms() -> u64 {
 pub fn chunk_records() -> usize {
     8192
 }
+
+/// `[windows] allowed_lateness_ms`: 10 minutes past a window's end before it may close.
+pub fn allowed_lateness_ms() -> u64 {
+    600_000
+}
+
+pub fn late_records() -> String {
+    "late_area".into()
+}
