@@ -129,6 +129,31 @@ pub fn probe_key(probe_name: &str) -> String {
 /// Directory of the start-up probes.
 pub const PROBE_DIR: &str = "_landfall_probe";
 
+/// A partition's window progress (`[windows]`), below the marker prefix.
+pub fn window_progress_key(sink: &str, topic: &str, partition: i32) -> String {
+    format!("_windows/{sink}/{topic}/progress/{partition:05}.json")
+}
+
+/// Directory of a topic's open-window entries (one per batch and window, deleted once the
+/// window's `_SUCCESS` is written and notified), below the marker prefix.
+pub fn window_open_dir(sink: &str, topic: &str) -> String {
+    format!("_windows/{sink}/{topic}/open")
+}
+
+/// One batch's files of one open window.
+pub fn window_entry_key(
+    sink: &str,
+    topic: &str,
+    time_partition: &str,
+    partition: i32,
+    first_offset: i64,
+) -> String {
+    format!(
+        "{}/{time_partition}/{partition:05}_{first_offset:020}.json",
+        window_open_dir(sink, topic)
+    )
+}
+
 /// Python's `fnmatch.fnmatchcase` for the patterns Landfall documents: `*` matches any run of
 /// characters including `/` (unlike a shell glob), `?` any one character, everything else
 /// itself. This is what `S3KeySensor(wildcard_match=True)` applies to every listed key, so
@@ -221,6 +246,8 @@ mod tests {
             index_key(sink, topic, 3, 6000),
             format!("_dead_letter/{}", dead_letter_key(sink, topic, 3, 4000, "a")),
             probe_key("host-1-abc"),
+            window_progress_key(sink, topic, 3),
+            window_entry_key(sink, topic, "dt=2026-11-21/hour=10", 3, 4000),
         ];
         for key in &internal {
             assert!(!fnmatch(&batch, key), "{key} matches {batch}");

@@ -6,7 +6,7 @@
 //! once, crash or not, and more than once only after a crash.
 //!
 //! Order: the `_index/` entry (recovery's shortcut from the group's offset hint), then the
-//! notification (`[notify]`, acknowledged by the broker), then the batch marker last. The marker
+//! window entries and progress (`[windows]`), then the notification (`[notify]`, acknowledged by the broker), then the batch marker last. The marker
 //! is what Airflow waits for and what recovery checks to know the step finished, so nothing else
 //! of the step may come after it: a crash anywhere before it makes recovery run the whole step
 //! again, so a committed batch's notification is never skipped, and is sent twice only when a
@@ -22,6 +22,8 @@ use landfall_core::manifest::{IndexEntry, Manifest};
 use landfall_core::notify::{self, Notification};
 use landfall_store::recovery::marker_key_of;
 use landfall_store::{io, Location, StoreError};
+
+use crate::windows::Windows;
 
 /// Where notifications go: the Kafka producer in `landfall run`, a recorder or a failing
 /// stand-in in tests.
@@ -46,6 +48,7 @@ impl Notify for landfall_kafka::Notifier {
 pub struct Publisher {
     markers: Location,
     notify: Option<Arc<dyn Notify>>,
+    windows: Option<Arc<Windows>>,
 }
 
 impl Publisher {
@@ -53,7 +56,37 @@ impl Publisher {
         Publisher {
             markers,
             notify: None,
+            windows: None,
         }
+    }
+
+    /// Also keep window entries and progress (`[windows]`), before each marker.
+    pub fn with_windows(mut self, windows: Arc<Windows>) -> Self {
+        self.windows = Some(windows);
+        self
+    }
+
+    /// A partition was (re)assigned to this worker, or is recovered after a lost race.
+    pub async fn assigned(&self, tp: &landfall_core::TopicPartition) {
+        if let Some(w) = &self.windows {
+            w.assigned(tp).await;
+        }
+    }
+
+    /// Which time partitions of `batch` land in the late area (none without `[windows]`).
+    pub async fn late_partitions(
+        &self,
+        batch: &landfall_core::buffer::SealedBatch,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(w) = &self.windows else {
+            return Ok(Vec::new());
+        };
+        let tps: Vec<&str> = batch
+            .files
+            .iter()
+            .map(|f| f.time_partition.as_str())
+            .collect();
+        w.late_partitions(&batch.tp, &batch.attempt_id, &tps).await
     }
 
     /// Also send each committed batch's notification (before its marker).
@@ -76,6 +109,9 @@ impl Publisher {
         )
         .await?;
         let marker = marker_key_of(&self.markers, m)?;
+        if let Some(w) = &self.windows {
+            w.committed(m).await?;
+        }
         if let Some(n) = &self.notify {
             n.send(&notify::batch(m))
                 .await

@@ -1,0 +1,418 @@
+//! Window `_SUCCESS` markers (`[windows]`): the IO around `landfall_core::windows`.
+//!
+//! Three hooks, all coordinated through the object store only:
+//!
+//! - [`Windows::late_partitions`] when a batch starts landing: which of its time partitions go
+//!   to the late area (frozen per attempt id, so a retry lands the same layout).
+//! - [`Windows::committed`] in the post-commit step, before the batch marker: the batch's
+//!   window entries, then the partition's progress.
+//! - [`Windows::on_tick`] from the sink loop: quiet partitions get an idle promise; and the
+//!   closer task ([`Windows::run_closer`]) closes every window all partitions have passed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use landfall_core::config::{KafkaConfig, WindowsConfig};
+use landfall_core::keys::{
+    window_entry_key, window_marker_key, window_open_dir, window_progress_key,
+};
+use landfall_core::manifest::Manifest;
+use landfall_core::notify;
+use landfall_core::state::{PartitionStatus, Phase};
+use landfall_core::windows::{
+    assemble, closable, entries_of, on_time_max_event_us, window_of, CloseIds, OwnerState,
+    Progress, WindowEntry,
+};
+use landfall_core::TopicPartition;
+use landfall_store::io::{self, Created};
+use landfall_store::{Location, StoreError};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::publish::Notify;
+
+/// A partition must have had nothing buffered, sealed or landing for this long to be idle.
+const QUIET: Duration = Duration::from_secs(2);
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+struct Owned {
+    state: OwnerState,
+    /// Loaded from the store (or found absent) since this worker was assigned the partition.
+    loaded: bool,
+    quiet_since: Option<Instant>,
+    promised_at: Option<Instant>,
+}
+
+/// One sink's window machinery.
+#[derive(Debug)]
+pub struct Windows {
+    cfg: WindowsConfig,
+    tz: chrono_tz::Tz,
+    sink: String,
+    writer_id: String,
+    data: Location,
+    markers: Location,
+    kafka: KafkaConfig,
+    notify: Option<Arc<dyn Notify>>,
+    owned: tokio::sync::Mutex<HashMap<TopicPartition, Owned>>,
+    /// Late decisions by attempt id: a retried batch lands the same layout.
+    decided: Mutex<HashMap<String, Vec<String>>>,
+    /// Topics with partitions assigned here: the closer's work list.
+    topics: Mutex<BTreeSet<String>>,
+    wake: tokio::sync::Notify,
+    last_tick: Mutex<Option<Instant>>,
+}
+
+/// How often idle promises are refreshed and the closer runs without being woken.
+fn refresh(cfg: &WindowsConfig) -> Duration {
+    Duration::from_millis((cfg.allowed_lateness_ms / 4).clamp(1_000, 60_000))
+}
+
+impl Windows {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: WindowsConfig,
+        tz: chrono_tz::Tz,
+        sink: &str,
+        writer_id: &str,
+        data: Location,
+        markers: Location,
+        kafka: KafkaConfig,
+        notify: Option<Arc<dyn Notify>>,
+    ) -> Windows {
+        Windows {
+            cfg,
+            tz,
+            sink: sink.into(),
+            writer_id: writer_id.into(),
+            data,
+            markers,
+            kafka,
+            notify,
+            owned: Default::default(),
+            decided: Default::default(),
+            topics: Default::default(),
+            wake: tokio::sync::Notify::new(),
+            last_tick: Mutex::new(None),
+        }
+    }
+
+    async fn load(&self, owned: &mut Owned, tp: &TopicPartition) -> Result<(), StoreError> {
+        if owned.loaded {
+            return Ok(());
+        }
+        let key = window_progress_key(&self.sink, &tp.topic, tp.partition);
+        let progress = match io::get(&self.markers, &key).await? {
+            Some(b) => Some(serde_json::from_slice::<Progress>(&b).map_err(|e| {
+                StoreError::Corrupt {
+                    url: self.markers.url_of(&self.markers.path(&key)),
+                    message: format!("not a window progress object: {e}"),
+                }
+            })?),
+            None => None,
+        };
+        owned.state = OwnerState::from_progress(progress.as_ref());
+        owned.loaded = true;
+        Ok(())
+    }
+
+    /// The partition was (re)assigned here: whatever this worker knew of it may be stale.
+    pub async fn assigned(&self, tp: &TopicPartition) {
+        self.owned.lock().await.remove(tp);
+    }
+
+    /// Which time partitions of a batch about to land are late. The first call for an attempt
+    /// decides; retries get the same answer.
+    pub async fn late_partitions(
+        &self,
+        tp: &TopicPartition,
+        attempt_id: &str,
+        time_partitions: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        if let Some(d) = self.decided.lock().expect("not poisoned").get(attempt_id) {
+            return Ok(d.clone());
+        }
+        let mut late = {
+            let mut owned = self.owned.lock().await;
+            let o = owned.entry(tp.clone()).or_default();
+            self.load(o, tp).await?;
+            o.state.late_partitions(
+                time_partitions.iter().copied(),
+                self.tz,
+                self.cfg.allowed_lateness_ms,
+            )
+        };
+        // What the watermark cannot know (a partition added after a window closed, progress
+        // that predates `[windows]`): a window whose marker exists is closed.
+        for t in time_partitions {
+            if !late.iter().any(|l| l == t)
+                && io::exists(&self.data, &window_marker_key(&tp.topic, t)).await?
+            {
+                late.push(t.to_string());
+            }
+        }
+        late.sort();
+        let mut decided = self.decided.lock().expect("not poisoned");
+        if decided.len() > 100_000 {
+            decided.clear(); // abandoned attempts (lost races, revokes); never grows unbounded
+        }
+        Ok(decided
+            .entry(attempt_id.to_string())
+            .or_insert(late)
+            .clone())
+    }
+
+    /// The post-commit part: the batch's window entries, then the partition's progress. Runs
+    /// before the batch marker, so a crash in between repeats it (every write is idempotent).
+    pub async fn committed(&self, m: &Manifest) -> Result<(), StoreError> {
+        for (time_partition, entry) in entries_of(m) {
+            let key = window_entry_key(
+                &m.sink,
+                &m.topic,
+                &time_partition,
+                m.partition,
+                m.offsets.first,
+            );
+            io::put(
+                &self.markers,
+                &key,
+                Bytes::from(serde_json::to_vec(&entry).expect("serializes")),
+            )
+            .await?;
+        }
+        let tp = TopicPartition::new(m.topic.as_str(), m.partition);
+        let progress = {
+            let mut owned = self.owned.lock().await;
+            let o = owned.entry(tp.clone()).or_default();
+            self.load(o, &tp).await?;
+            o.state.committed(m.offsets.next, on_time_max_event_us(m));
+            o.state
+                .progress(&m.sink, &m.topic, m.partition, &self.writer_id, wall_ms())
+        };
+        self.put_progress(&progress).await?;
+        self.decided
+            .lock()
+            .expect("not poisoned")
+            .remove(&m.attempt_id);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn put_progress(&self, p: &Progress) -> Result<(), StoreError> {
+        io::put(
+            &self.markers,
+            &window_progress_key(&p.sink, &p.topic, p.partition),
+            Bytes::from(serde_json::to_vec_pretty(p).expect("serializes")),
+        )
+        .await
+    }
+
+    /// From the sink loop's tick: note quiet partitions and, every refresh interval, promise
+    /// (in memory first, then in the store) that they are idle up to now.
+    pub fn on_tick(self: &Arc<Self>, statuses: Vec<PartitionStatus>) {
+        {
+            // Twice a second is plenty for a 2 s quiet period.
+            let mut last = self.last_tick.lock().expect("not poisoned");
+            if last.is_some_and(|t| t.elapsed() < Duration::from_millis(500)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        {
+            let mut topics = self.topics.lock().expect("not poisoned");
+            topics.clear();
+            topics.extend(statuses.iter().map(|s| s.tp.topic.to_string()));
+        }
+        let me = self.clone();
+        // The async mutex is held only briefly; the tick must not wait on store IO.
+        tokio::spawn(async move {
+            let now = Instant::now();
+            let mut writes = Vec::new();
+            {
+                let mut owned = me.owned.lock().await;
+                for s in &statuses {
+                    let quiet = s.phase == Phase::Running
+                        && s.buffered_records == 0
+                        && s.sealed_batches == 0
+                        && !s.paused.any();
+                    let o = owned.entry(s.tp.clone()).or_default();
+                    if !quiet {
+                        o.quiet_since = None;
+                        continue;
+                    }
+                    let since = *o.quiet_since.get_or_insert(now);
+                    let due = o
+                        .promised_at
+                        .is_none_or(|t| now.duration_since(t) >= refresh(&me.cfg));
+                    if now.duration_since(since) < QUIET || !due {
+                        continue;
+                    }
+                    if me.load(o, &s.tp).await.is_err() {
+                        continue; // retried on a later tick
+                    }
+                    // The promise holds in memory before anyone can read it in the store.
+                    o.state.idle(wall_ms() * 1000);
+                    o.promised_at = Some(now);
+                    writes.push(o.state.progress(
+                        &me.sink,
+                        &s.tp.topic,
+                        s.tp.partition,
+                        &me.writer_id,
+                        wall_ms(),
+                    ));
+                }
+            }
+            for p in writes {
+                if let Err(e) = me.put_progress(&p).await {
+                    warn!(sink = %me.sink, topic = %p.topic, partition = p.partition, error = %e, "could not write window progress; retried");
+                } else {
+                    me.wake.notify_one();
+                }
+            }
+        });
+    }
+
+    /// Close windows until `stop`: woken after each committed batch and idle promise, and at
+    /// least every refresh interval.
+    pub async fn run_closer(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(refresh(&self.cfg)) => {}
+            }
+            let topics: Vec<String> = self
+                .topics
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .cloned()
+                .collect();
+            for topic in topics {
+                if let Err(e) = self.close_ready(&topic).await {
+                    warn!(sink = %self.sink, %topic, error = %e, "closing windows failed; retried");
+                }
+            }
+        }
+    }
+
+    /// Close every window of `topic` that all its partitions have passed.
+    pub async fn close_ready(&self, topic: &str) -> Result<usize, String> {
+        let open = io::list(&self.markers, &window_open_dir(&self.sink, topic), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let prefix = format!("{}/", window_open_dir(&self.sink, topic));
+        let mut by_window: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in &open {
+            let Some(rel) = self.markers.relative(&l.path) else {
+                continue;
+            };
+            let Some(rest) = rel.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some((tp, _)) = rest.rsplit_once('/') {
+                by_window
+                    .entry(tp.to_string())
+                    .or_default()
+                    .push(rel.to_string());
+            }
+        }
+        if by_window.is_empty() {
+            return Ok(0);
+        }
+        // Every partition of the topic, from Kafka: one without progress holds windows open.
+        let kafka = self.kafka.clone();
+        let t = topic.to_string();
+        let partitions: Vec<i32> =
+            tokio::task::spawn_blocking(move || landfall_kafka::watermarks(&kafka, &[t]))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+                .keys()
+                .map(|tp| tp.partition)
+                .collect();
+        let mut progress = BTreeMap::new();
+        for p in &partitions {
+            let key = window_progress_key(&self.sink, topic, *p);
+            if let Some(b) = io::get(&self.markers, &key)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                if let Ok(pr) = serde_json::from_slice::<Progress>(&b) {
+                    progress.insert(*p, pr);
+                }
+            }
+        }
+        let mut closed = 0;
+        for (time_partition, keys) in by_window {
+            let Some(w) = window_of(&time_partition, self.tz) else {
+                continue;
+            };
+            let Some(by) = closable(w, self.cfg.allowed_lateness_ms, &partitions, &progress) else {
+                continue;
+            };
+            let mut entries: Vec<WindowEntry> = Vec::new();
+            for k in &keys {
+                if let Some(b) = io::get(&self.markers, k).await.map_err(|e| e.to_string())? {
+                    entries.push(serde_json::from_slice(&b).map_err(|e| format!("{k}: {e}"))?);
+                }
+            }
+            let manifest = assemble(
+                CloseIds {
+                    sink: &self.sink,
+                    topic,
+                    time_partition: &time_partition,
+                    window: w,
+                    tz: self.tz,
+                    allowed_lateness_ms: self.cfg.allowed_lateness_ms,
+                    writer_id: &self.writer_id,
+                    now_ms: wall_ms(),
+                },
+                &entries,
+                by,
+            );
+            let key = window_marker_key(topic, &time_partition);
+            let body = Bytes::from(manifest.to_json());
+            let written = match io::create(&self.data, &key, body.clone())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Created::Yes => {
+                    info!(sink = %self.sink, %topic, %time_partition, files = manifest.files.len(), rows = manifest.rows, "window closed");
+                    body
+                }
+                // Another worker closed it first: its body is the one notified.
+                Created::AlreadyExists => match io::get(&self.data, &key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(b) => b,
+                    None => continue, // its create is still in flight; next round
+                },
+            };
+            if let Some(n) = &self.notify {
+                n.send(&notify::window(&self.sink, topic, written.to_vec()))
+                    .await
+                    .map_err(|e| format!("notify {}: {e}", n.topic()))?;
+            }
+            // Notified: the window is no longer open. A crash before this re-notifies.
+            for k in &keys {
+                io::delete(&self.markers, &self.markers.path(k))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            debug!(sink = %self.sink, %topic, %time_partition, "window entries removed");
+            closed += 1;
+        }
+        Ok(closed)
+    }
+}

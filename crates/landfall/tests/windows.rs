@@ -1,0 +1,175 @@
+//! `[windows]`: two `landfall run` processes share a 4-partition topic with events in a past hour
+//! and now. The past hour's `_SUCCESS` lists exactly the committed files of that hour, its rows
+//! equal the rows produced for it, it is written once, an idle partition does not hold it open,
+//! the current hour stays open, and a record for the closed hour lands in the late area.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use landfall_core::keys::time_partition;
+use landfall_core::windows::WindowManifest;
+use landfall_testkit::{eventually, manifests, producer, write_config, SinkProcess};
+use rdkafka::producer::FutureRecord;
+
+fn record(seq: u64, ts_us: i64) -> String {
+    let ts = chrono::DateTime::from_timestamp_micros(ts_us)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    format!(r#"{{"seq":{seq},"name":"r{seq}","amount":1.25,"ts":"{ts}"}}"#)
+}
+
+/// Produce `(partition, value)` pairs; returns how many went to each partition.
+async fn send(p: &rdkafka::producer::FutureProducer, topic: &str, values: &[(i32, String)]) {
+    for (part, v) in values {
+        p.send(
+            FutureRecord::<str, str>::to(topic).partition(*part).payload(v),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_records() {
+    let broker = broker();
+    let (sink, topic) = ("win", unique("win"));
+    broker.create_topic(&topic, 4);
+    let dir = test_dir();
+    let t = Target::local(dir.path());
+    let text = sink_toml(
+        sink,
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 100\nmax_age_ms = 500",
+        "[partitioning]\nevent_time_field = \"ts\"\n\n[windows]\nenabled = true\nallowed_lateness_ms = 1000\n",
+    );
+    let config = write_config(dir.path(), sink, &text);
+    let cfg = parse(&text);
+    let st = stores(&cfg, &t);
+    let tz = cfg.partitioning.timezone;
+
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let hour = 3_600_000_000i64;
+    let past_start = now_us.div_euclid(hour) * hour - 2 * hour;
+    let past_tp = time_partition(past_start, tz);
+    let now_tp = time_partition(now_us, tz);
+    // Partitions 0-2 get rows in the past hour and now; partition 3 gets nothing (idle).
+    let mut values = Vec::new();
+    let mut past_rows = 0u64;
+    for seq in 0..600u64 {
+        let part = (seq % 3) as i32;
+        if seq < 450 {
+            values.push((part, record(seq, past_start + (seq as i64 * 7_919_000) % hour)));
+            past_rows += 1;
+        } else {
+            values.push((part, record(seq, now_us)));
+        }
+    }
+    let p = producer(&broker.bootstrap());
+    send(&p, &topic, &values).await;
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_landfall"));
+    let a = SinkProcess::start(bin, &config, &[], dir.path().join("a.log"));
+    let b = SinkProcess::start(bin, &config, &[], dir.path().join("b.log"));
+    let produced: BTreeMap<i32, u64> = [(0, 200), (1, 200), (2, 200)].into();
+    await_landed(&st.markers, sink, &produced, Duration::from_secs(120)).await;
+
+    let success = |tp: &str| format!("{topic}/{tp}/_SUCCESS");
+    let body = eventually(
+        "the past hour's _SUCCESS",
+        Duration::from_secs(60),
+        || async {
+            landfall_store::io::get(&st.data, &success(&past_tp))
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    let w: WindowManifest = serde_json::from_slice(&body).expect("a window manifest");
+
+    // Exactly the committed files of that hour, across partitions and workers.
+    let committed = manifests(&st.markers, sink).await;
+    let expected: BTreeSet<String> = committed
+        .iter()
+        .flat_map(|m| m.files.iter())
+        .filter(|f| f.time_partition.as_deref() == Some(past_tp.as_str()))
+        .map(|f| f.key.clone())
+        .collect();
+    let listed: BTreeSet<String> = w.files.iter().map(|f| f.file.key.clone()).collect();
+    assert_eq!(listed, expected);
+    assert_eq!(w.rows, past_rows, "rows = rows produced for the hour");
+    let on_disk: u64 = w.files.iter().map(|f| f.file.rows).sum();
+    assert_eq!(on_disk, past_rows);
+    for f in &w.files {
+        let bytes = std::fs::read(&f.file.key).expect("listed file exists");
+        assert_eq!(
+            landfall_core::manifest::sha256_hex(&bytes),
+            f.file.sha256,
+            "{}",
+            f.file.key
+        );
+    }
+    let by: BTreeMap<i32, String> = w
+        .partitions
+        .iter()
+        .map(|p| (p.partition, format!("{:?}", p.closed_by)))
+        .collect();
+    assert_eq!(by.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!(by[&3], "Idle", "the partition without records closed it by idleness");
+    eprintln!(
+        "window {past_tp}: {} files, {} rows, partitions {by:?}",
+        w.files.len(),
+        w.rows
+    );
+    // The current hour stays open (unless the test straddled the end of the hour).
+    let still_now = chrono::Utc::now().timestamp_micros() < (now_us.div_euclid(hour) + 1) * hour;
+    if still_now {
+        assert!(landfall_store::io::get(&st.data, &success(&now_tp))
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    // A record for the closed hour after closing: the late area, never the closed window.
+    send(&p, &topic, &[(3, record(10_000, past_start + 60_000_000))]).await;
+    let late = eventually("the late record landed", Duration::from_secs(60), || async {
+        manifests(&st.markers, sink)
+            .await
+            .into_iter()
+            .find(|m| m.partition == 3 && m.rows > 0)
+    })
+    .await;
+    assert_eq!(late.files.len(), 1);
+    let f = &late.files[0];
+    assert_eq!(
+        f.time_partition.as_deref(),
+        Some(format!("_late/{past_tp}").as_str())
+    );
+    assert!(
+        f.key.contains(&format!("/{topic}/_late/{past_tp}/")),
+        "{}",
+        f.key
+    );
+    let again = landfall_store::io::get(&st.data, &success(&past_tp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, body, "a closed window never changes");
+
+    a.terminate(Duration::from_secs(60));
+    b.terminate(Duration::from_secs(60));
+    // Written once: exactly one worker created it.
+    let logs = std::fs::read_to_string(dir.path().join("a.log")).unwrap()
+        + &std::fs::read_to_string(dir.path().join("b.log")).unwrap();
+    let created = logs
+        .lines()
+        .filter(|l| l.contains("window closed") && l.contains(&past_tp))
+        .count();
+    assert_eq!(created, 1, "one create won");
+}
