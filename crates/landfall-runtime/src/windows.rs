@@ -33,9 +33,6 @@ use tracing::{debug, info, warn};
 
 use crate::publish::Notify;
 
-/// A partition must have had nothing buffered, sealed or landing for this long to be idle.
-const QUIET: Duration = Duration::from_secs(2);
-
 fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -220,7 +217,7 @@ impl Windows {
     /// (in memory first, then in the store) that they are idle up to now.
     pub fn on_tick(self: &Arc<Self>, statuses: Vec<PartitionStatus>) {
         {
-            // Twice a second is plenty for a 2 s quiet period.
+            // Twice a second is plenty for a quiet period of at least a second.
             let mut last = self.last_tick.lock().expect("not poisoned");
             if last.is_some_and(|t| t.elapsed() < Duration::from_millis(500)) {
                 return;
@@ -253,7 +250,8 @@ impl Windows {
                     let due = o
                         .promised_at
                         .is_none_or(|t| now.duration_since(t) >= refresh(&me.cfg));
-                    if now.duration_since(since) < QUIET || !due {
+                    let quiet_for = Duration::from_millis(me.cfg.idle_after_ms);
+                    if now.duration_since(since) < quiet_for || !due {
                         continue;
                     }
                     if me.load(o, &s.tp).await.is_err() {
@@ -307,26 +305,16 @@ impl Windows {
 
     /// Close every window of `topic` that all its partitions have passed.
     pub async fn close_ready(&self, topic: &str) -> Result<usize, String> {
-        let open = io::list(&self.markers, &window_open_dir(&self.sink, topic), None)
+        // Progress first, entries second. A batch's entries are written before its progress,
+        // so every entry of a batch that a progress object read here accounts for is in the
+        // listing below. The other order loses files: an entry written after the listing but
+        // a progress read after it (found by `windows::two_workers_...`).
+        // Nothing open (the common case between hours): no metadata or progress reads.
+        if io::list(&self.markers, &window_open_dir(&self.sink, topic), None)
             .await
-            .map_err(|e| e.to_string())?;
-        let prefix = format!("{}/", window_open_dir(&self.sink, topic));
-        let mut by_window: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for l in &open {
-            let Some(rel) = self.markers.relative(&l.path) else {
-                continue;
-            };
-            let Some(rest) = rel.strip_prefix(&prefix) else {
-                continue;
-            };
-            if let Some((tp, _)) = rest.rsplit_once('/') {
-                by_window
-                    .entry(tp.to_string())
-                    .or_default()
-                    .push(rel.to_string());
-            }
-        }
-        if by_window.is_empty() {
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
             return Ok(0);
         }
         // Every partition of the topic, from Kafka: one without progress holds windows open.
@@ -351,6 +339,28 @@ impl Windows {
                     progress.insert(*p, pr);
                 }
             }
+        }
+        let open = io::list(&self.markers, &window_open_dir(&self.sink, topic), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let prefix = format!("{}/", window_open_dir(&self.sink, topic));
+        let mut by_window: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in &open {
+            let Some(rel) = self.markers.relative(&l.path) else {
+                continue;
+            };
+            let Some(rest) = rel.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some((tp, _)) = rest.rsplit_once('/') {
+                by_window
+                    .entry(tp.to_string())
+                    .or_default()
+                    .push(rel.to_string());
+            }
+        }
+        if by_window.is_empty() {
+            return Ok(0);
         }
         let mut closed = 0;
         for (time_partition, keys) in by_window {

@@ -47,7 +47,9 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         &broker.bootstrap(),
         &t,
         "max_records = 100\nmax_age_ms = 500",
-        "[partitioning]\nevent_time_field = \"ts\"\n\n[windows]\nenabled = true\nallowed_lateness_ms = 1000\n",
+        // Idle after 20 s: long enough that the producing partitions never idle during the test,
+        // short enough that partition 3 (no records at all) does.
+        "[partitioning]\nevent_time_field = \"ts\"\n\n[windows]\nenabled = true\nallowed_lateness_ms = 1000\nidle_after_ms = 20000\n",
     );
     let config = write_config(dir.path(), sink, &text);
     let cfg = parse(&text);
@@ -71,19 +73,24 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
             values.push((part, record(seq, now_us)));
         }
     }
-    let p = producer(&broker.bootstrap());
-    send(&p, &topic, &values).await;
-
+    // Both workers own two partitions before anything is produced, so both land.
     let bin = Path::new(env!("CARGO_BIN_EXE_landfall"));
     let a = SinkProcess::start(bin, &config, &[], dir.path().join("a.log"));
     let b = SinkProcess::start(bin, &config, &[], dir.path().join("b.log"));
+    let owned = |s: &SinkProcess| s.metric("landfall_partitions_assigned");
+    eventually("2 and 2", Duration::from_secs(90), || async {
+        (owned(&a) == Some(2.0) && owned(&b) == Some(2.0)).then_some(())
+    })
+    .await;
+    let p = producer(&broker.bootstrap());
+    send(&p, &topic, &values).await;
     let produced: BTreeMap<i32, u64> = [(0, 200), (1, 200), (2, 200)].into();
     await_landed(&st.markers, sink, &produced, Duration::from_secs(120)).await;
 
     let success = |tp: &str| format!("{topic}/{tp}/_SUCCESS");
     let body = eventually(
         "the past hour's _SUCCESS",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         || async {
             landfall_store::io::get(&st.data, &success(&past_tp))
                 .await
@@ -102,6 +109,8 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         .map(|f| f.key.clone())
         .collect();
     let listed: BTreeSet<String> = w.files.iter().map(|f| f.file.key.clone()).collect();
+    let writers: BTreeSet<&str> = committed.iter().map(|m| m.writer_id.as_str()).collect();
+    assert_eq!(writers.len(), 2, "both workers landed: {writers:?}");
     assert_eq!(listed, expected);
     assert_eq!(w.rows, past_rows, "rows = rows produced for the hour");
     let on_disk: u64 = w.files.iter().map(|f| f.file.rows).sum();

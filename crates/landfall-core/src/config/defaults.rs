@@ -92,3 +92,8 @@ pub fn allowed_lateness_ms() -> u64 {
 pub fn late_records() -> String {
     "late_area".into()
 }
+
+/// `[windows] idle_after_ms`: a partition with nothing buffered or landing for a minute is idle.
+pub fn idle_after_ms() -> u64 {
+    60_000
+}

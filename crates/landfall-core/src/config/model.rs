@@ -229,6 +229,9 @@ pub struct WindowsConfig {
     pub enabled: bool,
     pub allowed_lateness_ms: u64,
     pub late_records: LateRecords,
+    /// A partition with nothing buffered, sealed or landing for this long is idle: its
+    /// watermark follows the wall clock.
+    pub idle_after_ms: u64,
 }
 
 impl fmt::Debug for NotifyConfig {

@@ -221,6 +221,7 @@ pub(super) struct RawWindows {
     pub(super) enabled: bool,
     pub(super) allowed_lateness_ms: u64,
     pub(super) late_records: String,
+    pub(super) idle_after_ms: u64,
 }
 
 impl Default for RawWindows {
@@ -229,6 +230,7 @@ impl Default for RawWindows {
             enabled: false,
             allowed_lateness_ms: defaults::allowed_lateness_ms(),
             late_records: defaults::late_records(),
+            idle_after_ms: defaults::idle_after_ms(),
         }
     }
 }

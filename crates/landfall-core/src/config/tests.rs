@@ -328,7 +328,8 @@ fn notify_defaults_to_the_kafka_cluster_and_its_security_settings() {
         WindowsConfig {
             enabled: false,
             allowed_lateness_ms: 600_000,
-            late_records: LateRecords::LateArea
+            late_records: LateRecords::LateArea,
+            idle_after_ms: 60_000,
         }
     );
 }
@@ -342,6 +343,13 @@ fn notify_on_another_cluster_inherits_nothing() {
     let n = parse(&text).unwrap().notify.unwrap();
     assert_eq!(n.bootstrap_servers, "other:9092");
     assert!(n.options.is_empty(), "{:?}", n.options);
+}
+
+#[test]
+fn late_records_dead_letter_is_refused_until_it_is_built() {
+    let err = parse(&(GOOD.to_string() + "\n[windows]\nlate_records = \"dead_letter\"\n")).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.contains("not implemented"), "{err}");
 }
 
 #[test]

@@ -661,7 +661,16 @@ fn validate_notify(raw: &RawNotify, kafka: &KafkaConfig, p: &mut Problems<'_>) -
 fn validate_windows(raw: &RawWindows, p: &mut Problems<'_>) -> WindowsConfig {
     let late_records = match raw.late_records.as_str() {
         "late_area" => LateRecords::LateArea,
-        "dead_letter" => LateRecords::DeadLetter,
+        // Not built yet: late rows are already encoded into Parquet when the late decision is
+        // made, and a dead letter needs the record. Refused rather than silently landed late.
+        "dead_letter" => {
+            p.add(
+                &["windows", "late_records"],
+                "`dead_letter` is not implemented yet",
+                Some("use `late_area`: late rows land under {store.url}/{topic}/_late/, listed by their batch's manifest"),
+            );
+            LateRecords::DeadLetter
+        }
         other => {
             p.add(
                 &["windows", "late_records"],
@@ -680,9 +689,17 @@ fn validate_windows(raw: &RawWindows, p: &mut Problems<'_>) -> WindowsConfig {
             None,
         );
     }
+    if raw.idle_after_ms < 1000 {
+        p.add(
+            &["windows", "idle_after_ms"],
+            "must be at least 1000",
+            Some("a partition between two fetches is not idle"),
+        );
+    }
     WindowsConfig {
         enabled: raw.enabled,
         allowed_lateness_ms: raw.allowed_lateness_ms,
         late_records,
+        idle_after_ms: raw.idle_after_ms,
     }
 }
