@@ -39,6 +39,8 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
     let broker = broker();
     let (sink, topic) = ("win", unique("win"));
     broker.create_topic(&topic, 4);
+    let notify_topic = unique("notify");
+    broker.create_topic(&notify_topic, 1);
     let dir = test_dir();
     let t = Target::local(dir.path());
     let text = sink_toml(
@@ -50,6 +52,8 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         // Idle after 20 s: long enough that the producing partitions never idle during the test,
         // short enough that partition 3 (no records at all) does.
         "[partitioning]\nevent_time_field = \"ts\"\n\n[windows]\nenabled = true\nallowed_lateness_ms = 1000\nidle_after_ms = 20000\n",
+    )
+    .replace("[windows]", &format!("[notify]\nkafka_topic = \"{notify_topic}\"\n\n[windows]"),
     );
     let config = write_config(dir.path(), sink, &text);
     let cfg = parse(&text);
@@ -181,4 +185,34 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         .filter(|l| l.contains("window closed") && l.contains(&past_tp))
         .count();
     assert_eq!(created, 1, "one create won");
+
+    // The window's notification: its `_SUCCESS` bytes, keyed and labelled as a window.
+    let consumed = tokio::task::spawn_blocking({
+        let (b, t) = (broker.bootstrap(), notify_topic.clone());
+        move || consume_all(&b, &t)
+    })
+    .await
+    .unwrap();
+    let windows: Vec<&Consumed> = consumed
+        .iter()
+        .filter(|c| c.headers.get("landfall-kind").map(String::as_str) == Some("window"))
+        .collect();
+    eprintln!(
+        "notifications: {} batch, {} window",
+        consumed.len() - windows.len(),
+        windows.len()
+    );
+    assert!(!windows.is_empty());
+    for c in &windows {
+        assert_eq!(c.key, format!("{sink}/{topic}/window"));
+        assert_eq!(c.headers["landfall-sink"], sink);
+        assert_eq!(c.headers["landfall-topic"], topic);
+        assert!(!c.headers.contains_key("landfall-partition"));
+        assert_eq!(c.value, body.to_vec(), "value = the _SUCCESS bytes");
+    }
+    assert_eq!(consumed.len() - windows.len(), committed_count(&st.markers, sink).await);
+}
+
+async fn committed_count(markers: &landfall_store::Location, sink: &str) -> usize {
+    manifests(markers, sink).await.len()
 }
