@@ -244,7 +244,10 @@ mod tests {
             commit_key(sink, topic, 3, 4000),
             genesis_key(sink, topic, 3),
             index_key(sink, topic, 3, 6000),
-            format!("_dead_letter/{}", dead_letter_key(sink, topic, 3, 4000, "a")),
+            format!(
+                "_dead_letter/{}",
+                dead_letter_key(sink, topic, 3, 4000, "a")
+            ),
             probe_key("host-1-abc"),
             window_progress_key(sink, topic, 3),
             window_entry_key(sink, topic, "dt=2026-11-21/hour=10", 3, 4000),

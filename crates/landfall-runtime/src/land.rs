@@ -92,7 +92,8 @@ pub async fn land_timed(
             settings.multipart_part_bytes,
         )
         .await?;
-        let mut entry = FileEntry::data(f, stores.data.url_of(&path), stores.data.bucket_key(&path));
+        let mut entry =
+            FileEntry::data(f, stores.data.url_of(&path), stores.data.bucket_key(&path));
         // A late file's `time_partition` is its directory, `_late/dt=.../hour=...`.
         entry.time_partition = Some(dir);
         Ok::<_, StoreError>(entry)

@@ -303,10 +303,11 @@ async fn drive_observed(
     let mut notifier: Option<Arc<dyn crate::publish::Notify>> = None;
     if let Some(n) = &cfg.notify {
         let client_id = format!("landfall-{}-{}-notify", name, ctx.writer_id);
-        let n = landfall_kafka::Notifier::new(n, &client_id).map_err(|source| SinkError::Kafka {
-            sink: name.clone(),
-            source: Box::new(source),
-        })?;
+        let n =
+            landfall_kafka::Notifier::new(n, &client_id).map_err(|source| SinkError::Kafka {
+                sink: name.clone(),
+                source: Box::new(source),
+            })?;
         let n: Arc<dyn crate::publish::Notify> = Arc::new(n);
         publisher = publisher.with_notify(n.clone());
         notifier = Some(n);

@@ -108,15 +108,16 @@ impl Windows {
             return Ok(());
         }
         let key = window_progress_key(&self.sink, &tp.topic, tp.partition);
-        let progress = match io::get(&self.markers, &key).await? {
-            Some(b) => Some(serde_json::from_slice::<Progress>(&b).map_err(|e| {
-                StoreError::Corrupt {
-                    url: self.markers.url_of(&self.markers.path(&key)),
-                    message: format!("not a window progress object: {e}"),
-                }
-            })?),
-            None => None,
-        };
+        let progress =
+            match io::get(&self.markers, &key).await? {
+                Some(b) => Some(serde_json::from_slice::<Progress>(&b).map_err(|e| {
+                    StoreError::Corrupt {
+                        url: self.markers.url_of(&self.markers.path(&key)),
+                        message: format!("not a window progress object: {e}"),
+                    }
+                })?),
+                None => None,
+            };
         owned.state = OwnerState::from_progress(progress.as_ref());
         owned.loaded = true;
         Ok(())
@@ -401,13 +402,12 @@ impl Windows {
                     body
                 }
                 // Another worker closed it first: its body is the one notified.
-                Created::AlreadyExists => match io::get(&self.data, &key)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    Some(b) => b,
-                    None => continue, // its create is still in flight; next round
-                },
+                Created::AlreadyExists => {
+                    match io::get(&self.data, &key).await.map_err(|e| e.to_string())? {
+                        Some(b) => b,
+                        None => continue, // its create is still in flight; next round
+                    }
+                }
             };
             if let Some(n) = &self.notify {
                 n.send(&notify::window(&self.sink, topic, written.to_vec()))

@@ -70,10 +70,7 @@ async fn a_wildcard_on_the_documented_prefix_wakes_only_for_complete_batches() {
     )
     .unwrap();
     // The documented patterns, bucket-relative (what S3KeySensor's bucket_key holds).
-    let batch_pattern = format!(
-        "{prefix}/_landfall/{}",
-        batch_marker_pattern(sink, &topic)
-    );
+    let batch_pattern = format!("{prefix}/_landfall/{}", batch_marker_pattern(sink, &topic));
     let window_pattern = format!("{prefix}/raw/{}", window_marker_pattern(&topic));
 
     // The watcher starts before `landfall run`: a deferrable sensor started before anything landed.
@@ -113,8 +110,8 @@ async fn a_wildcard_on_the_documented_prefix_wakes_only_for_complete_batches() {
                         .expect("a listed marker exists");
                     let m = Manifest::from_json(&body).expect("a batch marker is a manifest");
                     let commit = bucket.key_of_url(&m.commit_url).unwrap();
-                    let complete = listed.contains(&commit)
-                        && m.files.iter().all(|f| listed.contains(&f.key));
+                    let complete =
+                        listed.contains(&commit) && m.files.iter().all(|f| listed.contains(&f.key));
                     watched.lock().unwrap().matched.insert(k.clone(), complete);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -181,7 +178,10 @@ async fn a_wildcard_on_the_documented_prefix_wakes_only_for_complete_batches() {
     // when the watcher first saw it.
     assert_eq!(batch_hits, markers);
     let incomplete: Vec<_> = w.matched.iter().filter(|(_, ok)| !**ok).collect();
-    assert!(incomplete.is_empty(), "incomplete at wake-up: {incomplete:?}");
+    assert!(
+        incomplete.is_empty(),
+        "incomplete at wake-up: {incomplete:?}"
+    );
     assert_eq!(
         w.matched.keys().cloned().collect::<BTreeSet<_>>(),
         markers,

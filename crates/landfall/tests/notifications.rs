@@ -47,15 +47,19 @@ async fn every_committed_batch_is_notified_even_after_a_kill9_between_commit_and
     let first = SinkProcess::start(bin, &config, &[], dir.path().join("first.log"));
     await_landed(&st.markers, sink, &produced, Duration::from_secs(90)).await;
     // The marker is the step's last write: once every marker is there, so is every notification.
-    eventually("every marker published", Duration::from_secs(30), || async {
-        let ms = manifests(&st.markers, sink).await;
-        for m in &ms {
-            if !is_published(&st.markers, m).await.unwrap() {
-                return None;
+    eventually(
+        "every marker published",
+        Duration::from_secs(30),
+        || async {
+            let ms = manifests(&st.markers, sink).await;
+            for m in &ms {
+                if !is_published(&st.markers, m).await.unwrap() {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
 
     // 2. The notification broker dies; batches still commit but their step cannot finish.
@@ -87,14 +91,18 @@ async fn every_committed_batch_is_notified_even_after_a_kill9_between_commit_and
     notify_broker.start_again();
     let second = SinkProcess::start(bin, &config, &[], dir.path().join("second.log"));
     let committed = await_landed(&st.markers, sink, &produced, Duration::from_secs(120)).await;
-    eventually("every marker published", Duration::from_secs(60), || async {
-        for m in &committed {
-            if !is_published(&st.markers, m).await.unwrap() {
-                return None;
+    eventually(
+        "every marker published",
+        Duration::from_secs(60),
+        || async {
+            for m in &committed {
+                if !is_published(&st.markers, m).await.unwrap() {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     assert_eq!(second.terminate(Duration::from_secs(60)), Some(0));
 

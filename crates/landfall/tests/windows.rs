@@ -26,7 +26,9 @@ fn record(seq: u64, ts_us: i64) -> String {
 async fn send(p: &rdkafka::producer::FutureProducer, topic: &str, values: &[(i32, String)]) {
     for (part, v) in values {
         p.send(
-            FutureRecord::<str, str>::to(topic).partition(*part).payload(v),
+            FutureRecord::<str, str>::to(topic)
+                .partition(*part)
+                .payload(v),
             Duration::from_secs(10),
         )
         .await
@@ -71,7 +73,10 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
     for seq in 0..600u64 {
         let part = (seq % 3) as i32;
         if seq < 450 {
-            values.push((part, record(seq, past_start + (seq as i64 * 7_919_000) % hour)));
+            values.push((
+                part,
+                record(seq, past_start + (seq as i64 * 7_919_000) % hour),
+            ));
             past_rows += 1;
         } else {
             values.push((part, record(seq, now_us)));
@@ -134,7 +139,10 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         .map(|p| (p.partition, format!("{:?}", p.closed_by)))
         .collect();
     assert_eq!(by.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3]);
-    assert_eq!(by[&3], "Idle", "the partition without records closed it by idleness");
+    assert_eq!(
+        by[&3], "Idle",
+        "the partition without records closed it by idleness"
+    );
     eprintln!(
         "window {past_tp}: {} files, {} rows, partitions {by:?}",
         w.files.len(),
@@ -151,12 +159,16 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
 
     // A record for the closed hour after closing: the late area, never the closed window.
     send(&p, &topic, &[(3, record(10_000, past_start + 60_000_000))]).await;
-    let late = eventually("the late record landed", Duration::from_secs(60), || async {
-        manifests(&st.markers, sink)
-            .await
-            .into_iter()
-            .find(|m| m.partition == 3 && m.rows > 0)
-    })
+    let late = eventually(
+        "the late record landed",
+        Duration::from_secs(60),
+        || async {
+            manifests(&st.markers, sink)
+                .await
+                .into_iter()
+                .find(|m| m.partition == 3 && m.rows > 0)
+        },
+    )
     .await;
     assert_eq!(late.files.len(), 1);
     let f = &late.files[0];
@@ -210,7 +222,10 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         assert!(!c.headers.contains_key("landfall-partition"));
         assert_eq!(c.value, body.to_vec(), "value = the _SUCCESS bytes");
     }
-    assert_eq!(consumed.len() - windows.len(), committed_count(&st.markers, sink).await);
+    assert_eq!(
+        consumed.len() - windows.len(),
+        committed_count(&st.markers, sink).await
+    );
 }
 
 async fn committed_count(markers: &landfall_store::Location, sink: &str) -> usize {

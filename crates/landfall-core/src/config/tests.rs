@@ -347,7 +347,8 @@ fn notify_on_another_cluster_inherits_nothing() {
 
 #[test]
 fn late_records_dead_letter_is_refused_until_it_is_built() {
-    let err = parse(&(GOOD.to_string() + "\n[windows]\nlate_records = \"dead_letter\"\n")).unwrap_err();
+    let err =
+        parse(&(GOOD.to_string() + "\n[windows]\nlate_records = \"dead_letter\"\n")).unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
     assert!(err.0[0].message.contains("not implemented"), "{err}");
 }

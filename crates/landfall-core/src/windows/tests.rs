@@ -26,7 +26,11 @@ fn windows_follow_the_layout_and_the_timezone() {
     assert!(window_of("dt=2026-11-21/hour=xx", chrono_tz::UTC).is_none());
     // Every instant's window contains it.
     for t in [T0, T0 + 1, T0 + H - 1, T0 + 7 * H + 123] {
-        for tz in [chrono_tz::UTC, chrono_tz::Asia::Kolkata, chrono_tz::America::New_York] {
+        for tz in [
+            chrono_tz::UTC,
+            chrono_tz::Asia::Kolkata,
+            chrono_tz::America::New_York,
+        ] {
             let w = window_of(&time_partition(t, tz), tz).unwrap();
             assert!(w.start_us <= t && t < w.end_us, "{t} {tz}");
         }
@@ -162,7 +166,10 @@ fn entries_skip_late_files_and_the_manifest_sums_and_orders_them() {
     );
     assert_eq!((wm.rows, wm.size_bytes), (8, 80));
     assert_eq!(
-        wm.files.iter().map(|f| f.file.key.as_str()).collect::<Vec<_>>(),
+        wm.files
+            .iter()
+            .map(|f| f.file.key.as_str())
+            .collect::<Vec<_>>(),
         ["t/h8/a", "t/h8/b"]
     );
     assert_eq!(wm.window.start, "2026-11-21T08:00:00Z");

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use landfall_core::config::SinkConfig;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use landfall_core::manifest::Manifest;
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
 use landfall_store::{Location, OpenOptions};
 use landfall_testkit::{eventually, inline_table, manifests, Broker};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
 /// Where a test lands: data URL, marker URL and store options.
@@ -280,4 +280,3 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     }
     out
 }
-
