@@ -145,8 +145,8 @@ async fn a_wildcard_on_the_documented_prefix_wakes_only_for_complete_batches() {
     stop.cancel();
     watcher.await.unwrap();
 
-    let w = watched.lock().unwrap();
     let everything = bucket_keys(&bucket).await;
+    let w = watched.lock().unwrap();
     let batch_hits: BTreeSet<String> = everything
         .iter()
         .filter(|k| fnmatch(&batch_pattern, k))
