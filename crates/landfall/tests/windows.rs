@@ -91,12 +91,26 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         (owned(&a) == Some(2.0) && owned(&b) == Some(2.0)).then_some(())
     })
     .await;
+    let started = std::time::Instant::now();
     let p = producer(&broker.bootstrap());
     send(&p, &topic, &values).await;
     let produced: BTreeMap<i32, u64> = [(0, 200), (1, 200), (2, 200)].into();
     await_landed(&st.markers, sink, &produced, Duration::from_secs(120)).await;
-
+    // Partitions 0-2 are past the hour now (their rows reach the present), but partition 3 has
+    // neither rows nor, before `idle_after_ms`, an idle promise: the window stays open.
     let success = |tp: &str| format!("{topic}/{tp}/_SUCCESS");
+    let landed_after = started.elapsed();
+    if landed_after < Duration::from_secs(15) {
+        assert!(
+            landfall_store::io::get(&st.data, &success(&past_tp))
+                .await
+                .unwrap()
+                .is_none(),
+            "closed before partition 3 was past the window"
+        );
+    }
+    eprintln!("everything landed {landed_after:?} after both workers owned their partitions; window still open");
+
     let body = eventually(
         "the past hour's _SUCCESS",
         Duration::from_secs(90),
@@ -144,9 +158,10 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
         "the partition without records closed it by idleness"
     );
     eprintln!(
-        "window {past_tp}: {} files, {} rows, partitions {by:?}",
+        "window {past_tp}: {} files, {} rows, partitions {by:?}, closed {:?} after both workers owned their partitions",
         w.files.len(),
-        w.rows
+        w.rows,
+        started.elapsed()
     );
     // The current hour stays open (unless the test straddled the end of the hour).
     let still_now = chrono::Utc::now().timestamp_micros() < (now_us.div_euclid(hour) + 1) * hour;
