@@ -131,7 +131,12 @@ pub const PROBE_DIR: &str = "_landfall_probe";
 
 /// A partition's window progress (`[windows]`), below the marker prefix.
 pub fn window_progress_key(sink: &str, topic: &str, partition: i32) -> String {
-    format!("_windows/{sink}/{topic}/progress/{partition:05}.json")
+    format!("{}/{partition:05}.json", window_progress_dir(sink, topic))
+}
+
+/// Directory of a topic's window progress objects, below the marker prefix.
+pub fn window_progress_dir(sink: &str, topic: &str) -> String {
+    format!("_windows/{sink}/{topic}/progress")
 }
 
 /// Directory of a topic's open-window entries (one per batch and window, deleted once the

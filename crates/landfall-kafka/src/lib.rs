@@ -37,7 +37,7 @@ use landfall_core::config::TopicSelection;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::mpsc;
 
-pub use admin::{preflight, watermarks, Watermarks};
+pub use admin::{partitions, preflight, watermarks, Watermarks};
 pub use convert::INVALID_HEADER_KEY;
 pub use error::KafkaSinkError;
 pub use notify::Notifier;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use landfall_core::config::{KafkaConfig, WindowsConfig};
 use landfall_core::keys::{
-    window_entry_key, window_marker_key, window_open_dir, window_progress_key,
+    window_entry_key, window_marker_key, window_open_dir, window_progress_dir, window_progress_key,
 };
 use landfall_core::manifest::Manifest;
 use landfall_core::notify;
@@ -301,68 +301,75 @@ impl Windows {
                     warn!(sink = %self.sink, %topic, error = %e, "closing windows failed; retried");
                 }
             }
+            // At most two rounds a second however often batches commit; wake-ups meanwhile
+            // are kept (one permit) and served by the next round.
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
     /// Close every window of `topic` that all its partitions have passed.
     pub async fn close_ready(&self, topic: &str) -> Result<usize, String> {
-        // Progress first, entries second. A batch's entries are written before its progress,
-        // so every entry of a batch that a progress object read here accounts for is in the
-        // listing below. The other order loses files: an entry written after the listing but
-        // a progress read after it (found by `windows::two_workers_...`).
-        // Nothing open (the common case between hours): no metadata or progress reads.
-        if io::list(&self.markers, &window_open_dir(&self.sink, topic), None)
+        let err = |e: StoreError| e.to_string();
+        let open_dir = window_open_dir(&self.sink, topic);
+        // Nothing open (between hours): nothing to read.
+        if io::list(&self.markers, &open_dir, None)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(err)?
             .is_empty()
         {
             return Ok(0);
         }
-        // Every partition of the topic, from Kafka: one without progress holds windows open.
-        let kafka = self.kafka.clone();
-        let t = topic.to_string();
-        let partitions: Vec<i32> =
-            tokio::task::spawn_blocking(move || landfall_kafka::watermarks(&kafka, &[t]))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-                .keys()
-                .map(|tp| tp.partition)
-                .collect();
+        // Progress first, entries second. A batch's entries are written before its progress,
+        // so every entry of a batch that a progress object read here accounts for is in the
+        // listing below. The other order loses files: an entry written after the listing but
+        // a progress read after it (found by `windows::two_workers_...`).
         let mut progress = BTreeMap::new();
-        for p in &partitions {
-            let key = window_progress_key(&self.sink, topic, *p);
-            if let Some(b) = io::get(&self.markers, &key)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+        let progress_dir = window_progress_dir(&self.sink, topic);
+        for l in io::list(&self.markers, &progress_dir, None)
+            .await
+            .map_err(err)?
+        {
+            if let Some(b) = io::get_path(&self.markers, &l.path).await.map_err(err)? {
                 if let Ok(pr) = serde_json::from_slice::<Progress>(&b) {
-                    progress.insert(*p, pr);
+                    progress.insert(pr.partition, pr);
                 }
             }
         }
-        let open = io::list(&self.markers, &window_open_dir(&self.sink, topic), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let prefix = format!("{}/", window_open_dir(&self.sink, topic));
         let mut by_window: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for l in &open {
+        let prefix = format!("{open_dir}/");
+        for l in io::list(&self.markers, &open_dir, None)
+            .await
+            .map_err(err)?
+        {
             let Some(rel) = self.markers.relative(&l.path) else {
                 continue;
             };
-            let Some(rest) = rel.strip_prefix(&prefix) else {
-                continue;
-            };
-            if let Some((tp, _)) = rest.rsplit_once('/') {
+            if let Some((tp, _)) = rel.strip_prefix(&prefix).and_then(|r| r.rsplit_once('/')) {
                 by_window
                     .entry(tp.to_string())
                     .or_default()
                     .push(rel.to_string());
             }
         }
-        if by_window.is_empty() {
+        // Only when some window could close with the partitions that have progress, ask Kafka
+        // whether the topic has others (they hold every window open): one metadata request per
+        // window closed, not per round.
+        let known: Vec<i32> = progress.keys().copied().collect();
+        let lateness = self.cfg.allowed_lateness_ms;
+        let could_close = by_window.keys().any(|tp| {
+            window_of(tp, self.tz)
+                .is_some_and(|w| closable(w, lateness, &known, &progress).is_some())
+        });
+        if !could_close {
             return Ok(0);
         }
+        let kafka = self.kafka.clone();
+        let t = topic.to_string();
+        let partitions: Vec<i32> =
+            tokio::task::spawn_blocking(move || landfall_kafka::partitions(&kafka, &t))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
         let mut closed = 0;
         for (time_partition, keys) in by_window {
             let Some(w) = window_of(&time_partition, self.tz) else {
