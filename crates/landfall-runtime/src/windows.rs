@@ -61,8 +61,10 @@ pub struct Windows {
     kafka: KafkaConfig,
     notify: Option<Arc<dyn Notify>>,
     owned: tokio::sync::Mutex<HashMap<TopicPartition, Owned>>,
-    /// Late decisions by attempt id: a retried batch lands the same layout.
-    decided: Mutex<HashMap<String, Vec<String>>>,
+    /// The late decision of each partition's current batch, with its attempt id: a retried
+    /// batch lands the same layout. One batch per partition lands at a time, so one entry per
+    /// partition; the next batch's decision replaces it.
+    decided: Mutex<HashMap<TopicPartition, (String, Vec<String>)>>,
     /// Topics with partitions assigned here: the closer's work list.
     topics: Mutex<BTreeSet<String>>,
     wake: tokio::sync::Notify,
@@ -136,8 +138,10 @@ impl Windows {
         attempt_id: &str,
         time_partitions: &[&str],
     ) -> Result<Vec<String>, StoreError> {
-        if let Some(d) = self.decided.lock().expect("not poisoned").get(attempt_id) {
-            return Ok(d.clone());
+        if let Some((a, d)) = self.decided.lock().expect("not poisoned").get(tp) {
+            if a == attempt_id {
+                return Ok(d.clone());
+            }
         }
         let mut late = {
             let mut owned = self.owned.lock().await;
@@ -159,14 +163,11 @@ impl Windows {
             }
         }
         late.sort();
-        let mut decided = self.decided.lock().expect("not poisoned");
-        if decided.len() > 100_000 {
-            decided.clear(); // abandoned attempts (lost races, revokes); never grows unbounded
-        }
-        Ok(decided
-            .entry(attempt_id.to_string())
-            .or_insert(late)
-            .clone())
+        self.decided
+            .lock()
+            .expect("not poisoned")
+            .insert(tp.clone(), (attempt_id.to_string(), late.clone()));
+        Ok(late)
     }
 
     /// The post-commit part: the batch's window entries, then the partition's progress. Runs
@@ -197,10 +198,6 @@ impl Windows {
                 .progress(&m.sink, &m.topic, m.partition, &self.writer_id, wall_ms())
         };
         self.put_progress(&progress).await?;
-        self.decided
-            .lock()
-            .expect("not poisoned")
-            .remove(&m.attempt_id);
         self.wake.notify_one();
         Ok(())
     }
@@ -431,5 +428,63 @@ impl Windows {
             closed += 1;
         }
         Ok(closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_core::config::{LateRecords, StartFrom};
+
+    fn windows() -> Windows {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        Windows::new(
+            WindowsConfig {
+                enabled: true,
+                allowed_lateness_ms: 0,
+                late_records: LateRecords::LateArea,
+                idle_after_ms: 1000,
+            },
+            chrono_tz::UTC,
+            "s",
+            "w",
+            Location::from_store(store.clone(), "memory://lake", "raw"),
+            Location::from_store(store, "memory://lake", "_landfall"),
+            KafkaConfig {
+                bootstrap_servers: "unused:9092".into(),
+                group_id: "g".into(),
+                start_from: StartFrom::Earliest,
+                session_timeout_ms: 6000,
+                options: Default::default(),
+            },
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_late_decision_is_frozen_for_its_attempt_and_a_closed_window_is_late() {
+        let w = windows();
+        let tp = TopicPartition::new("t", 0);
+        let hour = "dt=2026-11-21/hour=10";
+        assert!(w
+            .late_partitions(&tp, "a1", &[hour])
+            .await
+            .unwrap()
+            .is_empty());
+        // The window closes meanwhile.
+        io::put(
+            &w.data,
+            &window_marker_key("t", hour),
+            Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+        // A retry of the same attempt lands the same layout; the next batch's files are late.
+        assert!(w
+            .late_partitions(&tp, "a1", &[hour])
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(w.late_partitions(&tp, "a2", &[hour]).await.unwrap(), [hour]);
     }
 }
