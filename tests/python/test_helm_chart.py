@@ -640,5 +640,5 @@ def test_schema_knows_exactly_the_documented_sink_keys(chart: helm_python.Chart)
             in_schema[""].discard(table)
             in_schema[table] = set(table_schema["properties"])
     documented = documented_sink_keys()
-    assert len(documented) == 10, documented
+    assert len(documented) == 12, documented
     assert in_schema == documented

@@ -100,6 +100,92 @@ pub fn batch_marker_key(
     )
 }
 
+/// The documented sensor pattern for "a batch of `sink`/`topic` landed", relative to the marker
+/// prefix: `S3KeySensor(wildcard_match=True)` matches it with `fnmatch`, where `*` also matches
+/// `/`. Only batch markers may ever match it (`docs/markers.md`), so every internal object lives
+/// under an underscore directory beside `batches/`, never below it.
+pub fn batch_marker_pattern(sink: &str, topic: &str) -> String {
+    format!("batches/{sink}/{topic}/*.json")
+}
+
+/// The documented sensor pattern for "a window of `topic` is complete", relative to the data
+/// prefix (`store.url`): only window `_SUCCESS` markers match it.
+pub fn window_marker_pattern(topic: &str) -> String {
+    format!("{topic}/*/_SUCCESS")
+}
+
+/// The window completion marker of a time partition, relative to the data prefix: in the data
+/// files' own directory, the Hadoop/Spark convention.
+pub fn window_marker_key(topic: &str, time_partition: &str) -> String {
+    format!("{topic}/{time_partition}/_SUCCESS")
+}
+
+/// Start-up probe key (relative to the data and to the marker prefix): an underscore directory
+/// beside `batches/` and the topics, so no documented sensor pattern matches it.
+pub fn probe_key(probe_name: &str) -> String {
+    format!("{PROBE_DIR}/{probe_name}")
+}
+
+/// Directory of the start-up probes.
+pub const PROBE_DIR: &str = "_landfall_probe";
+
+/// A partition's window progress (`[windows]`), below the marker prefix.
+pub fn window_progress_key(sink: &str, topic: &str, partition: i32) -> String {
+    format!("{}/{partition:05}.json", window_progress_dir(sink, topic))
+}
+
+/// Directory of a topic's window progress objects, below the marker prefix.
+pub fn window_progress_dir(sink: &str, topic: &str) -> String {
+    format!("_windows/{sink}/{topic}/progress")
+}
+
+/// Directory of a topic's open-window entries (one per batch and window, deleted once the
+/// window's `_SUCCESS` is written and notified), below the marker prefix.
+pub fn window_open_dir(sink: &str, topic: &str) -> String {
+    format!("_windows/{sink}/{topic}/open")
+}
+
+/// One batch's files of one open window.
+pub fn window_entry_key(
+    sink: &str,
+    topic: &str,
+    time_partition: &str,
+    partition: i32,
+    first_offset: i64,
+) -> String {
+    format!(
+        "{}/{time_partition}/{partition:05}_{first_offset:020}.json",
+        window_open_dir(sink, topic)
+    )
+}
+
+/// Python's `fnmatch.fnmatchcase` for the patterns Landfall documents: `*` matches any run of
+/// characters including `/` (unlike a shell glob), `?` any one character, everything else
+/// itself. This is what `S3KeySensor(wildcard_match=True)` applies to every listed key, so
+/// tests check the key layout against the documented patterns with it.
+pub fn fnmatch(pattern: &str, key: &str) -> bool {
+    let (p, k): (Vec<char>, Vec<char>) = (pattern.chars().collect(), key.chars().collect());
+    // Classic greedy matcher with one backtrack point per `*`.
+    let (mut pi, mut ki) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ki < k.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == k[ki])) {
+            pi += 1;
+            ki += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ki));
+            pi += 1;
+        } else if let Some((sp, sk)) = star {
+            pi = sp + 1;
+            ki = sk + 1;
+            star = Some((sp, sk + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
 /// Dead-letter file key below the dead-letter prefix.
 pub fn dead_letter_key(
     sink: &str,
@@ -134,6 +220,62 @@ mod tests {
             early,
             "batches/s/t/dt=2025-11-21/hour=10/20251121T100000000Z_00009_00000000000000000500.json"
         );
+    }
+
+    #[test]
+    fn fnmatch_is_pythons() {
+        // Cases checked against CPython's fnmatch.fnmatchcase.
+        assert!(fnmatch("a/*.json", "a/b/c.json"));
+        assert!(fnmatch("a/*.json", "a/.json"));
+        assert!(!fnmatch("a/*.json", "a/b.jsonx"));
+        assert!(!fnmatch("a/*.json", "b/a/x.json"));
+        assert!(fnmatch("t/*/_SUCCESS", "t/dt=2026-11-21/hour=10/_SUCCESS"));
+        assert!(!fnmatch("t/*/_SUCCESS", "t/_SUCCESS"));
+        assert!(fnmatch("?b*", "ab"));
+        assert!(fnmatch("*", ""));
+        assert!(!fnmatch("", "a"));
+    }
+
+    #[test]
+    fn only_batch_markers_match_the_batch_pattern_and_only_success_the_window_pattern() {
+        let (sink, topic) = ("orders", "orders");
+        let batch = batch_marker_pattern(sink, topic);
+        let window = window_marker_pattern(topic);
+        let marker = batch_marker_key(sink, topic, 3, 4000, 1_763_719_200_000);
+        assert!(fnmatch(&batch, &marker), "{marker}");
+        // Everything else Landfall writes under the marker prefix (and, for the probe, under the
+        // data prefix too).
+        let internal = [
+            commit_key(sink, topic, 3, 4000),
+            genesis_key(sink, topic, 3),
+            index_key(sink, topic, 3, 6000),
+            format!(
+                "_dead_letter/{}",
+                dead_letter_key(sink, topic, 3, 4000, "a")
+            ),
+            probe_key("host-1-abc"),
+            window_progress_key(sink, topic, 3),
+            window_entry_key(sink, topic, "dt=2026-11-21/hour=10", 3, 4000),
+        ];
+        for key in &internal {
+            assert!(!fnmatch(&batch, key), "{key} matches {batch}");
+            assert!(!fnmatch(&window, key), "{key} matches {window}");
+            assert!(!fnmatch("batches/*", key), "{key} matches batches/*");
+        }
+        let success = window_marker_key(topic, "dt=2026-11-21/hour=10");
+        let data = data_key(topic, "dt=2026-11-21/hour=10", 3, 4000, "a", 0);
+        assert!(fnmatch(&window, &success));
+        assert!(!fnmatch(&window, &data));
+        assert!(!fnmatch(&batch, &success));
+        // A topic whose name extends another's is not caught by the other's patterns.
+        assert!(!fnmatch(
+            &batch,
+            &batch_marker_key(sink, "orders-eu", 0, 0, 0)
+        ));
+        assert!(!fnmatch(
+            &window,
+            &window_marker_key("orders-eu", "dt=2026-11-21/hour=10")
+        ));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!
 //! - [`config`]: the sink TOML, strictly parsed and validated into [`config::SinkConfig`].
 //! - [`ledger`]: which offsets are durable; the rules that make landing exactly-once.
+//! - [`notify`]: the Kafka notification of a committed batch or window marker.
+//! - [`windows`]: window watermarks, late routing and window `_SUCCESS` assembly.
 
 pub mod budget;
 pub mod buffer;
@@ -22,10 +24,12 @@ pub mod flush;
 pub mod keys;
 pub mod ledger;
 pub mod manifest;
+pub mod notify;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;
 pub mod state;
 pub mod status;
+pub mod windows;
 
 pub use record::{KafkaRecord, TopicPartition};

@@ -63,3 +63,25 @@ pub fn watermarks(kafka: &KafkaConfig, topics: &[String]) -> Result<Watermarks, 
     }
     Ok(out)
 }
+
+/// The partition ids of `topic` from cluster metadata (for window closing: every partition must
+/// have passed a window). One metadata request with a short-lived client.
+pub fn partitions(kafka: &KafkaConfig, topic: &str) -> Result<Vec<i32>, KafkaSinkError> {
+    let consumer: BaseConsumer = admin_config(kafka)
+        .create()
+        .map_err(KafkaSinkError::Create)?;
+    let md = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|source| KafkaSinkError::Unreachable {
+            bootstrap: kafka.bootstrap_servers.clone(),
+            source,
+        })?;
+    let mut ids: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}

@@ -15,12 +15,14 @@
 //! - `settings`: settings, the librdkafka configuration and the timeouts, side by side.
 //! - `admin`: the start-up preflight and watermarks for `landfall verify`.
 //! - `stats`: end offsets from librdkafka's statistics, for the sink's lag.
+//! - `notify`: the idempotent producer of `[notify]` notifications.
 
 mod admin;
 mod backlog;
 mod convert;
 mod error;
 mod fetch_state;
+mod notify;
 mod poll;
 mod protocol;
 mod rebalance;
@@ -35,9 +37,10 @@ use landfall_core::config::TopicSelection;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::mpsc;
 
-pub use admin::{preflight, watermarks, Watermarks};
+pub use admin::{partitions, preflight, watermarks, Watermarks};
 pub use convert::INVALID_HEADER_KEY;
 pub use error::KafkaSinkError;
+pub use notify::Notifier;
 pub use protocol::{Assigned, ConsumerCommand, ConsumerEvent, ConsumerHandle, StartAt, Tagged};
 pub use settings::ConsumerSettings;
 pub use stats::{end_offsets, HighWatermarks};

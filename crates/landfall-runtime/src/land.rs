@@ -71,16 +71,18 @@ pub async fn land_timed(
     let tp = &batch.tp;
     let first = batch.offsets.first;
     let attempt = batch.attempt_id.as_str();
+    // `[windows]`: files of windows that already closed go to the late area (decided once
+    // per attempt, so a retry lands the same layout).
+    let late = publisher.late_partitions(batch).await?;
+    let late = &late;
 
     let files = try_join_all(batch.files.iter().map(|f| async move {
-        let key = data_key(
-            &tp.topic,
-            &f.time_partition,
-            tp.partition,
-            first,
-            attempt,
-            f.seq,
-        );
+        let dir = if late.contains(&f.time_partition) {
+            landfall_core::windows::late_partition(&f.time_partition)
+        } else {
+            f.time_partition.clone()
+        };
+        let key = data_key(&tp.topic, &dir, tp.partition, first, attempt, f.seq);
         let _permit = uploads.acquire().await.expect("semaphore never closed");
         let path = io::upload(
             &stores.data,
@@ -90,11 +92,11 @@ pub async fn land_timed(
             settings.multipart_part_bytes,
         )
         .await?;
-        Ok::<_, StoreError>(FileEntry::data(
-            f,
-            stores.data.url_of(&path),
-            stores.data.bucket_key(&path),
-        ))
+        let mut entry =
+            FileEntry::data(f, stores.data.url_of(&path), stores.data.bucket_key(&path));
+        // A late file's `time_partition` is its directory, `_late/dt=.../hour=...`.
+        entry.time_partition = Some(dir);
+        Ok::<_, StoreError>(entry)
     }))
     .await?;
 

@@ -14,6 +14,7 @@
 //! - [`stores::SinkStores`]: a sink's three locations, opened from its config.
 //! - [`metrics`], [`http`], [`board`]: what an operator sees (`/metrics`, `/healthz`, `/readyz`,
 //!   `/status`).
+//! - [`windows::Windows`]: window `_SUCCESS` markers (late routing, progress, the closer task).
 
 pub mod board;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod publish;
 pub mod sink;
 pub mod stores;
+pub mod windows;
 
 pub use metrics::Metrics;
 pub use sink::{drive, drive_with, run_sink, SinkContext, SinkError};

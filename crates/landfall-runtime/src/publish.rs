@@ -6,28 +6,98 @@
 //! once, crash or not, and more than once only after a crash.
 //!
 //! Order: the `_index/` entry (recovery's shortcut from the group's offset hint), then the
-//! batch marker last. The marker is what Airflow waits for and what recovery checks to know the
-//! step finished, so nothing else of the step may come after it.
+//! window entries and progress (`[windows]`), then the notification (`[notify]`, acknowledged by the broker), then the batch marker last. The marker
+//! is what Airflow waits for and what recovery checks to know the step finished, so nothing else
+//! of the step may come after it: a crash anywhere before it makes recovery run the whole step
+//! again, so a committed batch's notification is never skipped, and is sent twice only when a
+//! crash (or a failed marker write) came after the broker acknowledged it (at least once).
+
+use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use landfall_core::keys::index_key;
 use landfall_core::manifest::{IndexEntry, Manifest};
+use landfall_core::notify::{self, Notification};
 use landfall_store::recovery::marker_key_of;
 use landfall_store::{io, Location, StoreError};
+
+use crate::windows::Windows;
+
+/// Where notifications go: the Kafka producer in `landfall run`, a recorder or a failing
+/// stand-in in tests.
+pub trait Notify: Send + Sync + fmt::Debug {
+    fn topic(&self) -> &str;
+    /// Resolves once the notification is durable at the broker (acknowledged).
+    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl Notify for landfall_kafka::Notifier {
+    fn topic(&self) -> &str {
+        landfall_kafka::Notifier::topic(self)
+    }
+
+    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(landfall_kafka::Notifier::send(self, n))
+    }
+}
 
 /// Runs the post-commit step of a sink.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     markers: Location,
+    notify: Option<Arc<dyn Notify>>,
+    windows: Option<Arc<Windows>>,
 }
 
 impl Publisher {
     pub fn new(markers: Location) -> Self {
-        Publisher { markers }
+        Publisher {
+            markers,
+            notify: None,
+            windows: None,
+        }
+    }
+
+    /// Also keep window entries and progress (`[windows]`), before each marker.
+    pub fn with_windows(mut self, windows: Arc<Windows>) -> Self {
+        self.windows = Some(windows);
+        self
+    }
+
+    /// A partition was (re)assigned to this worker, or is recovered after a lost race.
+    pub async fn assigned(&self, tp: &landfall_core::TopicPartition) {
+        if let Some(w) = &self.windows {
+            w.assigned(tp).await;
+        }
+    }
+
+    /// Which time partitions of `batch` land in the late area (none without `[windows]`).
+    pub async fn late_partitions(
+        &self,
+        batch: &landfall_core::buffer::SealedBatch,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(w) = &self.windows else {
+            return Ok(Vec::new());
+        };
+        let tps: Vec<&str> = batch
+            .files
+            .iter()
+            .map(|f| f.time_partition.as_str())
+            .collect();
+        w.late_partitions(&batch.tp, &batch.attempt_id, &tps).await
+    }
+
+    /// Also send each committed batch's notification (before its marker).
+    pub fn with_notify(mut self, notify: Arc<dyn Notify>) -> Self {
+        self.notify = Some(notify);
+        self
     }
 
     /// Publish a committed batch. Idempotent: every write is a deterministic key with the
-    /// same content whoever writes it, so a repeat after a crash changes nothing.
+    /// same content whoever writes it, so a repeat after a crash changes nothing (except a
+    /// notification sent again).
     pub async fn publish(&self, m: &Manifest) -> Result<(), StoreError> {
         let entry = IndexEntry {
             first: m.offsets.first,
@@ -39,6 +109,17 @@ impl Publisher {
         )
         .await?;
         let marker = marker_key_of(&self.markers, m)?;
+        if let Some(w) = &self.windows {
+            w.committed(m).await?;
+        }
+        if let Some(n) = &self.notify {
+            n.send(&notify::batch(m))
+                .await
+                .map_err(|message| StoreError::Notify {
+                    topic: n.topic().to_string(),
+                    message,
+                })?;
+        }
         io::put(&self.markers, &marker, Bytes::from(m.to_json())).await
     }
 }
@@ -94,6 +175,57 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(Manifest::from_json(&marker).unwrap(), m);
+    }
+
+    /// Records what it was given; fails while `fail` is set.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        sent: std::sync::Mutex<Vec<Notification>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Notify for Recorder {
+        fn topic(&self) -> &str {
+            "landfall.batches"
+        }
+        fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err("broker down".into());
+                }
+                self.sent.lock().unwrap().push(n.clone());
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_notification_goes_before_the_marker_so_a_failure_leaves_the_step_unfinished() {
+        let markers = Location::from_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://lake",
+            "_landfall",
+        );
+        let m = manifest(&markers);
+        let rec = Arc::new(Recorder::default());
+        let p = Publisher::new(markers.clone()).with_notify(rec.clone());
+        rec.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = p.publish(&m).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("landfall.batches"), "{err}");
+        // No marker: recovery sees the step unfinished and runs it again.
+        assert!(!landfall_store::recovery::is_published(&markers, &m)
+            .await
+            .unwrap());
+        rec.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        p.publish(&m).await.unwrap();
+        assert!(landfall_store::recovery::is_published(&markers, &m)
+            .await
+            .unwrap());
+        let sent = rec.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0], notify::batch(&m));
+        assert_eq!(sent[0].value, m.to_json());
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ use crate::land::{land_timed, LandSettings, Timings};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::stores::SinkStores;
+use crate::windows::Windows;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -297,6 +298,40 @@ async fn drive_observed(
         SinkPhase::Running,
     );
     let seed: u64 = rand::random();
+    // One post-commit step for fresh landings and recovery alike, notifications included.
+    let mut publisher = Publisher::new(ctx.stores.markers.clone());
+    let mut notifier: Option<Arc<dyn crate::publish::Notify>> = None;
+    if let Some(n) = &cfg.notify {
+        let client_id = format!("landfall-{}-{}-notify", name, ctx.writer_id);
+        let n =
+            landfall_kafka::Notifier::new(n, &client_id).map_err(|source| SinkError::Kafka {
+                sink: name.clone(),
+                source: Box::new(source),
+            })?;
+        let n: Arc<dyn crate::publish::Notify> = Arc::new(n);
+        publisher = publisher.with_notify(n.clone());
+        notifier = Some(n);
+    }
+    // `[windows]`: the closer runs beside the loop until it returns.
+    let closer_stop = CancellationToken::new();
+    let _stop_closer = closer_stop.clone().drop_guard();
+    let windows = cfg.windows.enabled.then(|| {
+        let w = Arc::new(Windows::new(
+            cfg.windows,
+            cfg.partitioning.timezone,
+            &name,
+            &ctx.writer_id,
+            ctx.stores.data.clone(),
+            ctx.stores.markers.clone(),
+            cfg.kafka.clone(),
+            notifier,
+        ));
+        tokio::spawn(w.clone().run_closer(closer_stop.clone()));
+        w
+    });
+    if let Some(w) = &windows {
+        publisher = publisher.with_windows(w.clone());
+    }
     let mut sink = Sink {
         state: SinkState::new(StateSettings {
             format: BufferFormat::from_config(&cfg),
@@ -313,10 +348,10 @@ async fn drive_observed(
             multipart_part_bytes: cfg.store.multipart_part_bytes,
         }),
         uploads: Arc::new(Semaphore::new(cfg.runtime.upload_concurrency)),
-        publisher: Publisher::new(ctx.stores.markers.clone()),
+        publisher: publisher.clone(),
         recovery: Recovery {
             markers: ctx.stores.markers.clone(),
-            publisher: Publisher::new(ctx.stores.markers.clone()),
+            publisher,
             sink: name.clone(),
             writer_id: ctx.writer_id.clone(),
             metrics: ctx.metrics.clone(),
@@ -340,6 +375,7 @@ async fn drive_observed(
         writer_id: ctx.writer_id.clone(),
         secrets: secrets_of(&cfg),
         budget: cfg.runtime.max_buffered_bytes,
+        windows,
     };
     info!(sink = %sink.name, group = %cfg.kafka.group_id, writer = %ctx.writer_id, "sink started");
     sink.run(events, shutdown).await
@@ -381,6 +417,8 @@ struct Sink {
     writer_id: String,
     secrets: Vec<String>,
     budget: u64,
+    /// `[windows]`, when enabled.
+    windows: Option<Arc<Windows>>,
 }
 
 impl Sink {
@@ -636,6 +674,9 @@ impl Sink {
         let state = &mut self.state;
         let actions = cpu(|| state.tick(now, held)).map_err(|e| self.state_err(e))?;
         self.perform(actions);
+        if let Some(w) = &self.windows {
+            w.on_tick(self.state.status());
+        }
         self.metrics
             .buffered_bytes
             .with_label_values(&[&self.name])
@@ -915,6 +956,8 @@ impl Recovery {
     ) -> Result<Recovered, SinkError> {
         let started = Instant::now();
         let mut failures: u32 = 0;
+        // Whatever this worker knew of the partition's windows may be stale now.
+        self.publisher.assigned(&tp).await;
         loop {
             let r = async {
                 let rec = recover_partition(

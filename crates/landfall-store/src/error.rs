@@ -21,6 +21,12 @@ pub enum StoreError {
     /// A partition was never landed and where it starts could not be decided.
     #[error("{what} was never landed and its start cannot be decided: `start_from = \"latest\"` needs the partition's high watermark, which the broker did not give (no genesis record at {url})")]
     NoStart { url: String, what: String },
+    /// The post-commit step could not produce a committed batch's notification (`[notify]`).
+    /// It travels the landing's error path on purpose: the step is retried (the same attempt
+    /// id finds its own commit record) until the broker acknowledges, so no committed batch's
+    /// notification is skipped.
+    #[error("notify {topic}: {message}")]
+    Notify { topic: String, message: String },
 }
 
 /// Store errors can carry a multi-line XML body; an operator's log line should stay one line.
@@ -55,6 +61,7 @@ impl StoreError {
             StoreError::Open { .. } | StoreError::Corrupt { .. } => ErrorClass::Permanent,
             StoreError::Conflict { .. } => ErrorClass::Transient,
             StoreError::NoStart { .. } => ErrorClass::Permanent,
+            StoreError::Notify { .. } => ErrorClass::Transient,
         }
     }
 
@@ -80,6 +87,9 @@ impl StoreError {
             StoreError::Corrupt { .. } => "unexpected object content",
             StoreError::Conflict { .. } => "concurrent create-only writes (retried)",
             StoreError::NoStart { .. } => "is the broker answering ListOffsets?",
+            StoreError::Notify { .. } => {
+                "the notification topic's broker did not acknowledge (retried)"
+            }
         }
     }
 }

@@ -157,10 +157,11 @@ pub async fn delete(loc: &Location, path: &Path) -> Result<(), StoreError> {
 /// deleted, and it honours create-only writes (the fencing depends on it). One clear error beats a
 /// sink that fails on its first flush minutes later.
 pub async fn preflight(loc: &Location, probe_name: &str) -> Result<(), StoreError> {
-    let key = format!("_landfall_probe/{probe_name}");
+    // Beside `batches/` and the topics: no documented sensor pattern matches it.
+    let key = landfall_core::keys::probe_key(probe_name);
     // The write first: a PUT to a missing bucket is a clean 404 (NotFound), a LIST is not.
     let first = create(loc, &key, Bytes::from_static(b"probe")).await?;
-    list(loc, "_landfall_probe", None).await?;
+    list(loc, landfall_core::keys::PROBE_DIR, None).await?;
     let second = create(loc, &key, Bytes::from_static(b"probe")).await;
     delete(loc, &loc.path(&key)).await?;
     match (first, second?) {

@@ -96,10 +96,51 @@ pub async fn orphans(
     let mut out = Vec::new();
     for dir in dirs {
         for l in io::list(loc, dir, None).await? {
-            if !listed_urls.contains(&loc.url_of(&l.path)) && l.last_modified < older_than {
+            // A window marker (`_SUCCESS`) is Landfall's own, listed by no batch manifest.
+            let window_marker = l.path.filename() == Some("_SUCCESS");
+            if !window_marker
+                && !listed_urls.contains(&loc.url_of(&l.path))
+                && l.last_modified < older_than
+            {
                 out.push(l);
             }
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn window_markers_are_not_orphans() {
+        let data = Location::from_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://lake",
+            "raw",
+        );
+        let listed_key = "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+a-0.parquet";
+        let orphan_key = "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+b-0.parquet";
+        let success = landfall_core::keys::window_marker_key("t", "dt=2026-11-21/hour=10");
+        for k in [listed_key, orphan_key, success.as_str()] {
+            io::put(&data, k, Bytes::from_static(b"x")).await.unwrap();
+        }
+        let listed: HashSet<String> = [data.url_of(&data.path(listed_key))].into();
+        let found = orphans(
+            &data,
+            &["t".to_string()],
+            &listed,
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        let keys: Vec<String> = found
+            .iter()
+            .map(|l| data.relative(&l.path).unwrap().to_string())
+            .collect();
+        assert_eq!(keys, [orphan_key]);
+    }
 }

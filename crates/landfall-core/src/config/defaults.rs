@@ -83,3 +83,17 @@ pub fn recovery_timeout_ms() -> u64 {
 pub fn chunk_records() -> usize {
     8192
 }
+
+/// `[windows] allowed_lateness_ms`: 10 minutes past a window's end before it may close.
+pub fn allowed_lateness_ms() -> u64 {
+    600_000
+}
+
+pub fn late_records() -> String {
+    "late_area".into()
+}
+
+/// `[windows] idle_after_ms`: a partition with nothing buffered or landing for a minute is idle.
+pub fn idle_after_ms() -> u64 {
+    60_000
+}

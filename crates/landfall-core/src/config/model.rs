@@ -197,6 +197,56 @@ pub struct SinkConfig {
     pub marker: MarkerConfig,
     pub errors: ErrorsConfig,
     pub runtime: RuntimeConfig,
+    /// `[notify]`: `None` when the section is absent (no notifications).
+    pub notify: Option<NotifyConfig>,
+    pub windows: WindowsConfig,
+}
+
+/// `[notify]`, resolved: where each committed manifest is produced. `Debug` hides secret
+/// option values (see [`RedactedOptions`]).
+#[derive(Clone)]
+pub struct NotifyConfig {
+    pub kafka_topic: String,
+    /// `[notify] bootstrap_servers`, or `[kafka] bootstrap_servers` when absent.
+    pub bootstrap_servers: String,
+    /// librdkafka producer options: the `[kafka]` security options (when the cluster is the
+    /// same), then `[notify] options` (they win).
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateRecords {
+    /// Late rows land under `{store.url}/{topic}/_late/dt=.../hour=.../`, listed by their
+    /// batch's manifest, never in a window marker.
+    LateArea,
+    /// Late records go to the batch's dead-letter file with the reason `late`.
+    DeadLetter,
+}
+
+/// `[windows]`: window `_SUCCESS` markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowsConfig {
+    pub enabled: bool,
+    pub allowed_lateness_ms: u64,
+    pub late_records: LateRecords,
+    /// A partition with nothing buffered, sealed or landing for this long is idle: its
+    /// watermark follows the wall clock.
+    pub idle_after_ms: u64,
+}
+
+impl fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NotifyConfig {
+            kafka_topic,
+            bootstrap_servers,
+            options,
+        } = self;
+        f.debug_struct("NotifyConfig")
+            .field("kafka_topic", kafka_topic)
+            .field("bootstrap_servers", bootstrap_servers)
+            .field("options", &RedactedOptions(options))
+            .finish()
+    }
 }
 
 /// Lines (1-based) of the keys [`check_sinks`](super::check_sinks) reports on; `None` when the

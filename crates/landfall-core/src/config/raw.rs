@@ -34,6 +34,9 @@ pub(super) struct RawSink {
     pub(super) errors: RawErrors,
     #[serde(default)]
     pub(super) runtime: RawRuntime,
+    pub(super) notify: Option<RawNotify>,
+    #[serde(default)]
+    pub(super) windows: RawWindows,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +202,35 @@ impl Default for RawRuntime {
             chunk_records: defaults::chunk_records(),
             stuck_after_ms: defaults::stuck_after_ms(),
             recovery_timeout_ms: defaults::recovery_timeout_ms(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub(super) kafka_topic: String,
+    pub(super) bootstrap_servers: Option<String>,
+    #[serde(default)]
+    pub(super) options: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawWindows {
+    pub(super) enabled: bool,
+    pub(super) allowed_lateness_ms: u64,
+    pub(super) late_records: String,
+    pub(super) idle_after_ms: u64,
+}
+
+impl Default for RawWindows {
+    fn default() -> Self {
+        RawWindows {
+            enabled: false,
+            allowed_lateness_ms: defaults::allowed_lateness_ms(),
+            late_records: defaults::late_records(),
+            idle_after_ms: defaults::idle_after_ms(),
         }
     }
 }

@@ -303,3 +303,73 @@ fn secrets_never_print() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("12345678"), "{shown}");
 }
+
+#[test]
+fn notify_defaults_to_the_kafka_cluster_and_its_security_settings() {
+    let text = GOOD.replace(
+        "bootstrap_servers = \"127.0.0.1:9092\"\n",
+        "bootstrap_servers = \"127.0.0.1:9092\"\noptions = { \"security.protocol\" = \"SASL_SSL\", \"sasl.password\" = \"${PASSWORD}\", \"fetch.wait.max.ms\" = \"50\" }\n",
+    ) + "\n[notify]\nkafka_topic = \"landfall.batches\"\noptions = { \"linger.ms\" = \"20\" }\n";
+    let c = parse(&text).unwrap();
+    let n = c.notify.as_ref().unwrap();
+    assert_eq!(n.kafka_topic, "landfall.batches");
+    assert_eq!(n.bootstrap_servers, "127.0.0.1:9092");
+    // Connection and security options are inherited, consumer options are not.
+    assert_eq!(
+        n.options.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["linger.ms", "sasl.password", "security.protocol"]
+    );
+    assert!(!format!("{n:?}").contains("s3cret"), "{n:?}");
+    // No section: no notifications; windows off by default.
+    let c = parse(GOOD).unwrap();
+    assert!(c.notify.is_none());
+    assert_eq!(
+        c.windows,
+        WindowsConfig {
+            enabled: false,
+            allowed_lateness_ms: 600_000,
+            late_records: LateRecords::LateArea,
+            idle_after_ms: 60_000,
+        }
+    );
+}
+
+#[test]
+fn notify_on_another_cluster_inherits_nothing() {
+    let text = GOOD.replace(
+        "bootstrap_servers = \"127.0.0.1:9092\"\n",
+        "bootstrap_servers = \"127.0.0.1:9092\"\noptions = { \"security.protocol\" = \"SSL\" }\n",
+    ) + "\n[notify]\nkafka_topic = \"n\"\nbootstrap_servers = \"other:9092\"\n";
+    let n = parse(&text).unwrap().notify.unwrap();
+    assert_eq!(n.bootstrap_servers, "other:9092");
+    assert!(n.options.is_empty(), "{:?}", n.options);
+}
+
+#[test]
+fn late_records_dead_letter_is_refused_until_it_is_built() {
+    let err =
+        parse(&(GOOD.to_string() + "\n[windows]\nlate_records = \"dead_letter\"\n")).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.contains("not implemented"), "{err}");
+}
+
+#[test]
+fn bad_notify_and_windows_keys_are_each_reported() {
+    let text = GOOD.to_string()
+        + "\n[notify]\nkafka_topic = \"bad topic!\"\nbootstrap_servers = \" \"\noptions = { \"enable.idempotence\" = \"false\" }\n\
+           \n[windows]\nenabled = true\nlate_records = \"drop\"\nallowed_lateness_ms = 999999999999\n";
+    let err = parse(&text).unwrap_err();
+    let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "notify.kafka_topic",
+            "notify.bootstrap_servers",
+            "notify.options.enable.idempotence",
+            "windows.late_records",
+            "windows.allowed_lateness_ms"
+        ],
+        "{err}"
+    );
+    assert!(err.0.iter().all(|p| p.line.is_some()), "{err}");
+}

@@ -4,13 +4,14 @@
 //! every problem of a file. A section that cannot be built returns `None`; [`validate`] only
 //! assembles a [`SinkConfig`] when no problem was found at all.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::document::Document;
 use super::problem::Problems;
 use super::raw::{
-    RawErrors, RawFlush, RawFormat, RawKafka, RawMarker, RawParquet, RawPartitioning, RawRuntime,
-    RawSink, RawStore,
+    RawErrors, RawFlush, RawFormat, RawKafka, RawMarker, RawNotify, RawParquet, RawPartitioning,
+    RawRuntime, RawSink, RawStore, RawWindows,
 };
 use super::*;
 use crate::schema::{parse_field_type, DeclaredField};
@@ -36,6 +37,11 @@ pub(super) fn validate(
     let marker = validate_marker(raw.marker, &mut p);
     let errors = validate_errors(&raw.errors, marker.as_ref(), &mut p);
     let runtime = validate_runtime(&raw.runtime, &flush, &kafka, &mut p);
+    let notify = raw
+        .notify
+        .as_ref()
+        .map(|n| validate_notify(n, &kafka, &mut p));
+    let windows = validate_windows(&raw.windows, &mut p);
 
     match (store, marker, errors) {
         (Some(store), Some(marker), Some(errors)) if p.list.is_empty() => Ok(SinkConfig {
@@ -56,6 +62,8 @@ pub(super) fn validate(
             marker,
             errors,
             runtime,
+            notify,
+            windows,
         }),
         _ => Err(ConfigErrors(p.list)),
     }
@@ -570,5 +578,128 @@ fn validate_runtime(
         chunk_records: raw.chunk_records,
         stuck_after_ms: raw.stuck_after_ms,
         recovery_timeout_ms: raw.recovery_timeout_ms,
+    }
+}
+
+/// `[kafka] options` a notification producer on the same cluster inherits: how to connect and
+/// authenticate, nothing about consuming.
+fn is_connection_option(key: &str) -> bool {
+    key == "security.protocol"
+        || key.starts_with("ssl.")
+        || key.starts_with("sasl.")
+        || key == "enable.ssl.certificate.verification"
+        || key == "client.dns.lookup"
+        || key == "broker.address.family"
+}
+
+/// Producer options Landfall sets itself: the at-least-once promise depends on them.
+const RESERVED_NOTIFY_OPTIONS: [(&str, &str); 3] = [
+    (
+        "enable.idempotence",
+        "the notification producer is always idempotent: a retry never reorders or duplicates within a session",
+    ),
+    ("acks", "idempotence needs acks=all"),
+    ("bootstrap.servers", "set [notify] bootstrap_servers instead"),
+];
+
+fn validate_notify(raw: &RawNotify, kafka: &KafkaConfig, p: &mut Problems<'_>) -> NotifyConfig {
+    let t = &raw.kafka_topic;
+    if t.is_empty()
+        || t.len() > 249
+        || t == "."
+        || t == ".."
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        p.add(
+            &["notify", "kafka_topic"],
+            format!("`{t}` is not a valid Kafka topic name"),
+            Some("1 to 249 characters of a-z, A-Z, 0-9, '.', '_', '-'"),
+        );
+    }
+    if let Some(b) = &raw.bootstrap_servers {
+        if b.trim().is_empty() {
+            p.add(
+                &["notify", "bootstrap_servers"],
+                "is empty",
+                Some("host:port[,host:port], or remove the key to use [kafka] bootstrap_servers"),
+            );
+        }
+    }
+    for key in raw.options.keys() {
+        if let Some((_, why)) = RESERVED_NOTIFY_OPTIONS.iter().find(|(k, _)| k == key) {
+            p.add(
+                &["notify", "options", key.as_str()],
+                "is managed by landfall and cannot be overridden",
+                Some(why),
+            );
+        }
+    }
+    // Same cluster: same connection and security settings as the consumer. Another cluster:
+    // only what [notify] says.
+    let mut options: BTreeMap<String, String> = match &raw.bootstrap_servers {
+        None => kafka
+            .options
+            .iter()
+            .filter(|(k, _)| is_connection_option(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        Some(_) => BTreeMap::new(),
+    };
+    options.extend(raw.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+    NotifyConfig {
+        kafka_topic: t.clone(),
+        bootstrap_servers: raw
+            .bootstrap_servers
+            .clone()
+            .unwrap_or_else(|| kafka.bootstrap_servers.clone()),
+        options,
+    }
+}
+
+fn validate_windows(raw: &RawWindows, p: &mut Problems<'_>) -> WindowsConfig {
+    let late_records = match raw.late_records.as_str() {
+        "late_area" => LateRecords::LateArea,
+        // Not built yet: late rows are already encoded into Parquet when the late decision is
+        // made, and a dead letter needs the record. Refused rather than silently landed late.
+        "dead_letter" => {
+            p.add(
+                &["windows", "late_records"],
+                "`dead_letter` is not implemented yet",
+                Some("use `late_area`: late rows land under {store.url}/{topic}/_late/, listed by their batch's manifest"),
+            );
+            LateRecords::DeadLetter
+        }
+        other => {
+            p.add(
+                &["windows", "late_records"],
+                format!("unknown value `{other}`"),
+                Some("late_area | dead_letter"),
+            );
+            LateRecords::LateArea
+        }
+    };
+    // A window stays open at least this long past its end; more than a week would keep every
+    // partition's progress for a week of windows.
+    if raw.allowed_lateness_ms > 7 * 24 * 3_600_000 {
+        p.add(
+            &["windows", "allowed_lateness_ms"],
+            "must be at most 604800000 (7 days)",
+            None,
+        );
+    }
+    if raw.idle_after_ms < 1000 {
+        p.add(
+            &["windows", "idle_after_ms"],
+            "must be at least 1000",
+            Some("a partition between two fetches is not idle"),
+        );
+    }
+    WindowsConfig {
+        enabled: raw.enabled,
+        allowed_lateness_ms: raw.allowed_lateness_ms,
+        late_records,
+        idle_after_ms: raw.idle_after_ms,
     }
 }

@@ -10,6 +10,9 @@ use landfall_core::manifest::Manifest;
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
 use landfall_store::{Location, OpenOptions};
 use landfall_testkit::{eventually, inline_table, manifests, Broker};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
 /// Where a test lands: data URL, marker URL and store options.
@@ -217,4 +220,63 @@ pub fn test_dir() -> tempfile::TempDir {
         eprintln!("test dir kept: {}", dir.path().display());
     }
     dir
+}
+
+/// One consumed notification.
+#[derive(Debug)]
+pub struct Consumed {
+    pub key: String,
+    pub headers: BTreeMap<String, String>,
+    pub value: Vec<u8>,
+}
+
+/// Every message of partition 0 of `topic`, read from the start up to the high watermark.
+pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Consumed> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let high = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks")
+        .1;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut next = 0;
+    while next < high {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {next} of {high} notifications"
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("consume a notification");
+        next = m.offset() + 1;
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8(h.value.unwrap_or_default().to_vec()).unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Consumed {
+            key: String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap(),
+            headers,
+            value: m.payload().unwrap_or_default().to_vec(),
+        });
+    }
+    out
 }
