@@ -30,6 +30,9 @@ pub struct FaultConfig {
     /// (409 `ConditionalRequestConflict`, which object_store reports as `AlreadyExists`) while
     /// the object is not there yet: the other writer's put is still in flight.
     pub conflict_on_create: f64,
+    /// Multipart uploads: part number `n` (0-based) and every later part fail with a 503, so a
+    /// test can make a large upload fail mid-way, deterministically.
+    pub fail_parts_from: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +41,49 @@ pub struct FaultCounts {
     pub failed_before: AtomicU64,
     pub failed_after: AtomicU64,
     pub delayed: AtomicU64,
+    /// Multipart uploads started, parts failed on purpose, uploads completed and aborted.
+    pub multipart_started: AtomicU64,
+    pub parts_failed: AtomicU64,
+    pub multipart_completed: AtomicU64,
+    pub multipart_aborted: AtomicU64,
+}
+
+/// A multipart upload that fails parts as configured and counts how the upload ended, so a test
+/// can tell an aborted upload from one left with its parts in the store.
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    fail_from: Option<u64>,
+    next_part: u64,
+    counts: Arc<FaultCounts>,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        let n = self.next_part;
+        self.next_part += 1;
+        if self.fail_from.is_some_and(|from| n >= from) {
+            self.counts.parts_failed.fetch_add(1, Ordering::Relaxed);
+            return Box::pin(async move { Err(injected(&format!("503 on upload part {n}"))) });
+        }
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        let r = self.inner.complete().await;
+        if r.is_ok() {
+            self.counts
+                .multipart_completed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        self.counts.multipart_aborted.fetch_add(1, Ordering::Relaxed);
+        self.inner.abort().await
+    }
 }
 
 pub struct FaultyStore {
@@ -142,7 +188,14 @@ impl ObjectStore for FaultyStore {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         self.before("multipart upload").await?;
-        self.inner.put_multipart_opts(location, opts).await
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        self.counts.multipart_started.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(FaultyUpload {
+            inner,
+            fail_from: self.cfg.fail_parts_from,
+            next_part: 0,
+            counts: self.counts.clone(),
+        }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
