@@ -185,9 +185,15 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         let st = stores(&cfg)?;
         let probe =
             SinkStores::open_for_probe(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
-        for loc in [&probe.data, &probe.markers] {
+        // Dead letters too: a forbidden or missing dead-letter bucket would otherwise surface
+        // only at the first bad record, perhaps hours later, as a failing landing.
+        for (key, loc) in [
+            ("store.url", &probe.data),
+            ("marker.prefix", &probe.markers),
+            ("errors.dead_letter_url", &probe.dead_letters),
+        ] {
             tokio::select! {
-                r = io::preflight(loc, &writer) => r.map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?,
+                r = io::preflight(loc, &writer) => r.map_err(|e| anyhow::anyhow!("sink `{}`: {key}: {e} — {}", cfg.name, e.cause()))?,
                 _ = shutdown.cancelled() => {
                     info!("stopped before starting: nothing was consumed");
                     return Ok(());
