@@ -10,6 +10,8 @@
 //! ```
 //!
 //! - [`config`]: the sink TOML, strictly parsed and validated into [`config::SinkConfig`].
+//! - [`orphans`]: which objects `landfall gc` may delete (only its own sink's uncommitted
+//!   attempts).
 //! - [`ledger`]: which offsets are durable; the rules that make landing exactly-once.
 
 pub mod budget;
@@ -22,6 +24,7 @@ pub mod flush;
 pub mod keys;
 pub mod ledger;
 pub mod manifest;
+pub mod orphans;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;

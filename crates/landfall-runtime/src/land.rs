@@ -40,6 +40,7 @@ pub async fn land(
 
     let files = try_join_all(batch.files.iter().map(|f| async move {
         let key = data_key(
+            &settings.sink,
             &tp.topic,
             &f.time_partition,
             tp.partition,

@@ -1,10 +1,10 @@
 //! Whole-sink scans for `landfall verify` and `landfall gc`. Not on the hot path.
 
-use std::collections::HashSet;
-
 use futures::{stream, StreamExt, TryStreamExt};
 use landfall_core::keys::parse_commit_key;
+use landfall_core::keys::FileKind;
 use landfall_core::manifest::{Genesis, Manifest};
+use landfall_core::orphans::{GcView, Verdict};
 use object_store::ObjectStoreExt;
 
 use crate::backend::Location;
@@ -17,7 +17,20 @@ pub async fn load_commits(
     markers: &Location,
     sink: &str,
 ) -> Result<(Vec<Manifest>, Vec<Genesis>), StoreError> {
-    let listed = io::list(markers, &format!("_commits/{sink}"), None).await?;
+    load_commits_under(markers, &format!("_commits/{sink}")).await
+}
+
+/// Every commit record under the marker prefix, of every sink: what `landfall gc` checks a file
+/// against before calling it an orphan (another sink sharing the data prefix may list it).
+pub async fn load_all_commits(markers: &Location) -> Result<Vec<Manifest>, StoreError> {
+    Ok(load_commits_under(markers, "_commits").await?.0)
+}
+
+async fn load_commits_under(
+    markers: &Location,
+    dir: &str,
+) -> Result<(Vec<Manifest>, Vec<Genesis>), StoreError> {
+    let listed = io::list(markers, dir, None).await?;
     let mut commit_keys = Vec::new();
     let mut genesis_keys = Vec::new();
     for l in &listed {
@@ -85,20 +98,20 @@ pub async fn missing_files(
     Ok(results.into_iter().flatten().collect())
 }
 
-/// Objects under `dirs` that no manifest lists and that are older than `older_than`: files of a
-/// batch that crashed between upload and commit, or of a zombie whose commit was refused.
-pub async fn orphans(
+/// Objects under `dirs` (relative to `loc`) that `view` judges orphans of its sink; the rules are
+/// in `landfall_core::orphans`. Returns every object found with its verdict, so the caller can
+/// report what was kept and why.
+pub async fn judge(
     loc: &Location,
+    kind: FileKind,
     dirs: &[String],
-    listed_urls: &HashSet<String>,
-    older_than: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Listed>, StoreError> {
+    view: &GcView,
+) -> Result<Vec<(Listed, Verdict)>, StoreError> {
     let mut out = Vec::new();
     for dir in dirs {
         for l in io::list(loc, dir, None).await? {
-            if !listed_urls.contains(&loc.url_of(&l.path)) && l.last_modified < older_than {
-                out.push(l);
-            }
+            let verdict = view.judge(kind, l.path.as_ref(), l.last_modified.timestamp_millis());
+            out.push((l, verdict));
         }
     }
     Ok(out)
