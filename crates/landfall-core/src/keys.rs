@@ -230,14 +230,27 @@ mod tests {
 
     #[test]
     fn file_keys_round_trip_whatever_the_url_spelling() {
-        let k = data_key("orders-v2", "orders.eu", "dt=2026-11-21/hour=10", 2, 4000, "3f9a1c2b7d4e", 1);
+        let k = data_key(
+            "orders-v2",
+            "orders.eu",
+            "dt=2026-11-21/hour=10",
+            2,
+            4000,
+            "3f9a1c2b7d4e",
+            1,
+        );
         assert_eq!(
             k,
             "orders.eu/dt=2026-11-21/hour=10/orders.eu+2+00000000000000004000+orders-v2+3f9a1c2b7d4e-1.parquet"
         );
         let parsed = parse_data_key(&k).unwrap();
         assert_eq!(
-            (parsed.sink.as_str(), parsed.topic.as_str(), parsed.partition, parsed.first_offset),
+            (
+                parsed.sink.as_str(),
+                parsed.topic.as_str(),
+                parsed.partition,
+                parsed.first_offset
+            ),
             ("orders-v2", "orders.eu", 2, 4000)
         );
         assert_eq!((parsed.attempt.as_str(), parsed.seq), ("3f9a1c2b7d4e", 1));
@@ -250,7 +263,10 @@ mod tests {
         }
         let dl = dead_letter_key("orders-v2", "orders.eu", 2, 4000, "3f9a1c2b7d4e");
         let p = parse_file_url(&format!("s3://lake/_landfall/_dead_letter/{dl}")).unwrap();
-        assert_eq!((p.kind, p.sink.as_str(), p.first_offset), (FileKind::DeadLetters, "orders-v2", 4000));
+        assert_eq!(
+            (p.kind, p.sink.as_str(), p.first_offset),
+            (FileKind::DeadLetters, "orders-v2", 4000)
+        );
         assert_ne!(parse_data_key(&k), parse_dead_letter_key(&dl));
     }
 
@@ -269,7 +285,10 @@ mod tests {
         ] {
             assert_eq!(parse_data_key(k), None, "{k}");
         }
-        assert_eq!(parse_dead_letter_key("s/t/0/00000000000000000000+a.jsonl"), None);
+        assert_eq!(
+            parse_dead_letter_key("s/t/0/00000000000000000000+a.jsonl"),
+            None
+        );
         assert_eq!(parse_dead_letter_key("s/t/00000/0+a.jsonl"), None);
     }
 

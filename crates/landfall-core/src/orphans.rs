@@ -147,7 +147,10 @@ mod tests {
 
     fn manifest(sink: &str, first: i64, next: i64, attempt: &str) -> Manifest {
         let tp = "dt=2026-11-21/hour=10";
-        let data = format!("s3://lake/raw/{}", data_key(sink, "t", tp, 0, first, attempt, 0));
+        let data = format!(
+            "s3://lake/raw/{}",
+            data_key(sink, "t", tp, 0, first, attempt, 0)
+        );
         let dl = format!(
             "s3://lake/dl/{}",
             dead_letter_key(sink, "t", 0, first, attempt)
@@ -187,18 +190,35 @@ mod tests {
             (k("a", 200, "ccccccccccc3"), 0, AheadOfCommits),
             (k("b", 0, "bbbbbbbbbbb1"), 0, OtherSink),
             (k("b", 0, "ccccccccccc4"), 0, OtherSink),
-            ("raw/t/dt=2026-11-21/hour=10/t+0+00000000000000000000+aaaaaaaaaaa1-0.parquet".into(), 0, Unrecognised),
+            (
+                "raw/t/dt=2026-11-21/hour=10/t+0+00000000000000000000+aaaaaaaaaaa1-0.parquet"
+                    .into(),
+                0,
+                Unrecognised,
+            ),
             ("raw/_landfall_probe/w".into(), 0, Unrecognised),
         ];
         for (key, at, want) in cases {
             assert_eq!(v.judge(FileKind::Data, &key, at), want, "{key}");
         }
         let dl = |s: &str, a: &str| format!("dl/{}", dead_letter_key(s, "t", 0, 0, a));
-        assert_eq!(v.judge(FileKind::DeadLetters, &dl("a", "aaaaaaaaaaa1"), 0), Listed);
-        assert_eq!(v.judge(FileKind::DeadLetters, &dl("a", "ccccccccccc1"), 0), Orphan);
-        assert_eq!(v.judge(FileKind::DeadLetters, &dl("b", "ccccccccccc1"), 0), OtherSink);
+        assert_eq!(
+            v.judge(FileKind::DeadLetters, &dl("a", "aaaaaaaaaaa1"), 0),
+            Listed
+        );
+        assert_eq!(
+            v.judge(FileKind::DeadLetters, &dl("a", "ccccccccccc1"), 0),
+            Orphan
+        );
+        assert_eq!(
+            v.judge(FileKind::DeadLetters, &dl("b", "ccccccccccc1"), 0),
+            OtherSink
+        );
         // A data key is never judged as a dead-letter key and the other way round.
-        assert_eq!(v.judge(FileKind::DeadLetters, &k("a", 0, "ccccccccccc1"), 0), Unrecognised);
+        assert_eq!(
+            v.judge(FileKind::DeadLetters, &k("a", 0, "ccccccccccc1"), 0),
+            Unrecognised
+        );
         assert_eq!(v.topics(), ["t"]);
     }
 

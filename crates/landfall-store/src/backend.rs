@@ -171,7 +171,10 @@ impl Location {
                     .with_fsync(true);
                 // Without a trailing slash, however the URL spelled the directory: manifests
                 // list `url_of` URLs, and `file:///d/` must not make `file:///d//topic/...`.
-                let base = format!("file://{}", root.display().to_string().trim_end_matches('/'));
+                let base = format!(
+                    "file://{}",
+                    root.display().to_string().trim_end_matches('/')
+                );
                 return Ok(Location {
                     store: Arc::new(s),
                     base_url: base,

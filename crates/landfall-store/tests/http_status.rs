@@ -88,14 +88,24 @@ async fn deterministic_4xx_are_permanent_and_transient_answers_are_retried() {
             .await
             .expect_err("every request fails");
         let shown = format!("{err} — {}", err.cause());
-        println!("{status}: {:?} {:?}: {shown}", err.class(), err.http_status());
+        println!(
+            "{status}: {:?} {:?}: {shown}",
+            err.class(),
+            err.http_status()
+        );
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("s3://lake/raw/orders/part-0.parquet"), "{shown}");
+        assert!(
+            shown.contains("s3://lake/raw/orders/part-0.parquet"),
+            "{shown}"
+        );
         if status != 0 {
             assert_eq!(err.http_status(), Some(status), "{shown}");
         }
         if err.class() != want {
-            wrong.push(format!("{status}: {:?}, want {want:?}: {shown}", err.class()));
+            wrong.push(format!(
+                "{status}: {:?}, want {want:?}: {shown}",
+                err.class()
+            ));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -81,7 +81,9 @@ impl MultipartUpload for FaultyUpload {
     }
 
     async fn abort(&mut self) -> Result<()> {
-        self.counts.multipart_aborted.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .multipart_aborted
+            .fetch_add(1, Ordering::Relaxed);
         self.inner.abort().await
     }
 }
@@ -189,7 +191,9 @@ impl ObjectStore for FaultyStore {
     ) -> Result<Box<dyn MultipartUpload>> {
         self.before("multipart upload").await?;
         let inner = self.inner.put_multipart_opts(location, opts).await?;
-        self.counts.multipart_started.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .multipart_started
+            .fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(FaultyUpload {
             inner,
             fail_from: self.cfg.fail_parts_from,

@@ -353,7 +353,11 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
         let mut view = GcView::new(&cfg.name, &all, cutoff.timestamp_millis());
         let places = [
             (&st.data, FileKind::Data, view.topics()),
-            (&st.dead_letters, FileKind::DeadLetters, vec![cfg.name.clone()]),
+            (
+                &st.dead_letters,
+                FileKind::DeadLetters,
+                vec![cfg.name.clone()],
+            ),
         ];
         let mut found = Vec::new();
         for (loc, kind, dirs) in &places {

@@ -227,7 +227,12 @@ async fn renamed_sink_keeps_the_old_names_files() {
     let topic = unique("renamed");
     let old = SinkStores::open(&parse(&toml("orders", &topic, &t))).unwrap();
     let committed = commit(&old, "orders", &batch(&topic, 0, 0, 99, "a0000000000a")).await;
-    let report = gc(dir.path(), "orders-v2", &toml("orders-v2", &topic, &t), true);
+    let report = gc(
+        dir.path(),
+        "orders-v2",
+        &toml("orders-v2", &topic, &t),
+        true,
+    );
     println!("{report}");
     assert_all_exist("the old name's committed", &committed);
     assert_eq!(report, "", "{report}");

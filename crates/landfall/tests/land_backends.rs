@@ -78,27 +78,29 @@ async fn lands_every_offset_once(target: Target) {
             m
         );
     }
-    // No data file without a manifest (nothing crashed, so no orphans).
-    let listed: std::collections::HashSet<String> = ms
-        .iter()
-        .flat_map(|m| m.files.iter().map(|f| f.url.clone()))
-        .collect();
-    let orphans = scan::orphans(
+    // No data file without a manifest (nothing crashed, so no orphans): every Parquet object
+    // under the topic's directory is one a manifest lists, as `landfall gc` judges it.
+    let view = landfall_core::orphans::GcView::new(
+        "orders",
+        &ms,
+        (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis(),
+    );
+    let found = scan::judge(
         &stores.data,
+        landfall_core::keys::FileKind::Data,
         std::slice::from_ref(&topic),
-        &listed,
-        chrono::Utc::now() + chrono::Duration::hours(1),
+        &view,
     )
     .await
     .unwrap();
-    assert!(
-        orphans.is_empty(),
-        "orphans: {:?}",
-        orphans
-            .iter()
-            .map(|o| o.path.to_string())
-            .collect::<Vec<_>>()
-    );
+    let unlisted: Vec<_> = found
+        .iter()
+        .filter(|(l, v)| {
+            l.path.as_ref().ends_with(".parquet") && *v != landfall_core::orphans::Verdict::Listed
+        })
+        .map(|(l, v)| format!("{} {v:?}", l.path))
+        .collect();
+    assert!(unlisted.is_empty(), "unlisted data files: {unlisted:?}");
     // The group's offsets were committed as hints, never ahead of the markers.
     let committed = broker.committed("landfall-orders", &topic, P);
     for (p, n) in &produced {
