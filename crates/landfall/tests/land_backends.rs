@@ -270,3 +270,60 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The same on moto's S3: after a multipart upload fails mid-way, S3 holds no upload in progress
+/// (`ListMultipartUploads`, asked with boto3 as an operator would), so no parts are billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_multipart_upload_leaves_no_upload_in_progress_on_s3() {
+    use landfall_testkit::faults::{FaultConfig, FaultyStore};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let s3 = S3Server::start();
+    let t = Target {
+        data: "s3://lake/mpfail".into(),
+        markers: "s3://lake/mpfail".into(),
+        options: s3.options(),
+    };
+    let real =
+        landfall_store::Location::open(&url::Url::parse(&t.data).unwrap(), &open_opts(&t)).unwrap();
+    // Parts 0-2 reach S3, part 3 and later fail; 10 parts, more than the 8 in flight.
+    let faulty = Arc::new(FaultyStore::new(
+        real.store.clone(),
+        FaultConfig {
+            fail_parts_from: Some(3),
+            ..Default::default()
+        },
+        1,
+    ));
+    let loc = real.with_store(faulty.clone());
+    let part = 5 * 1024 * 1024;
+    let bytes = bytes::Bytes::from(vec![3u8; 10 * part]);
+    let err = landfall_store::io::upload(&loc, "t/big.parquet", bytes, part as u64, part as u64)
+        .await
+        .expect_err("parts 3.. fail");
+    let in_progress = std::process::Command::new(landfall_testkit::python())
+        .args([
+            "-c",
+            &format!(
+                "import boto3; c = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test'); print(len(c.list_multipart_uploads(Bucket='lake').get('Uploads', [])))",
+                s3.endpoint()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&in_progress.stdout)
+        .trim()
+        .to_string();
+    println!(
+        "upload error: {err}; aborted={} multipart uploads in progress on S3: {listed}",
+        faulty.counts.multipart_aborted.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        listed,
+        "0",
+        "{}",
+        String::from_utf8_lossy(&in_progress.stderr)
+    );
+    assert_eq!(faulty.counts.multipart_aborted.load(Ordering::Relaxed), 1);
+}
