@@ -244,3 +244,38 @@ impl ObjectStore for FaultyStore {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// A minimal HTTP/1.1 server on a loopback port that answers every request with `status` and an
+/// S3-style XML error body (status 0: drops the connection unanswered). Point an S3 location's
+/// `aws_endpoint` at it to get any answer on purpose — which no emulator offers. Runs until the
+/// test's runtime ends; returns the endpoint URL.
+pub async fn answering_http(status: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                // The answer does not depend on the request; read what arrives with the head.
+                let _ = tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await;
+                if status == 0 {
+                    return;
+                }
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>Test{status}</Code><Message>answered {status}</Message></Error>"
+                );
+                let head = format!(
+                    "HTTP/1.1 {status} Test\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
