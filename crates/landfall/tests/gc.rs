@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
-use landfall_core::buffer::{EncodedFile, SealedBatch};
-use landfall_core::decode::Rejected;
+use landfall_core::buffer::{BufferFormat, PartitionBuffer, SealedBatch};
 use landfall_core::flush::FlushReason;
 use landfall_core::keys::{data_key, dead_letter_key};
 use landfall_core::manifest::{Landed, OffsetRange};
@@ -22,43 +21,50 @@ use landfall_core::record::{KafkaRecord, TopicPartition};
 use landfall_runtime::land::{land, LandSettings};
 use landfall_runtime::publish::Publisher;
 use landfall_runtime::SinkStores;
-use landfall_testkit::write_config;
+use landfall_testkit::{json_record, write_config};
 
-const TIME_PARTITION: &str = "dt=2026-11-21/hour=10";
-
+/// A sealed batch of `first..=last` as the sink's own buffer seals it: valid records, and the
+/// last one undecodable so the batch has a dead-letter file too.
 fn batch(topic: &str, partition: i32, first: i64, last: i64, attempt: &str) -> SealedBatch {
-    let tp = TopicPartition::new(topic, partition);
-    let rejected = vec![Rejected {
-        record: KafkaRecord {
-            topic: tp.topic.clone(),
-            partition,
-            offset: last,
-            timestamp_ms: None,
-            key: None,
-            value: Some(Bytes::from_static(b"{not json")),
-            headers: vec![],
-        },
-        reason: "test: undecodable".into(),
-    }];
-    SealedBatch {
-        tp,
-        offsets: OffsetRange::new(first, last),
-        attempt_id: attempt.into(),
-        records: (last - first + 1) as u64,
-        files: vec![EncodedFile {
-            time_partition: TIME_PARTITION.into(),
-            seq: 0,
-            bytes: Bytes::from(format!("PAR1 {topic} {partition} {first} {attempt}")),
-            rows: (last - first) as u64,
-            min_offset: first,
-            max_offset: last - 1,
-            schema_fingerprint: "test".into(),
-            sha256: "0".repeat(64),
-        }],
-        rejected,
-        event_time_us: None,
-        reason: FlushReason::Age,
+    // Every sink of these tests has the same format section (`sink_toml`'s declared fields).
+    let cfg = parse(&toml(
+        "fmt",
+        topic,
+        &Target::local(Path::new("/nonexistent")),
+    ));
+    let fmt = BufferFormat::from_config(&cfg);
+    let mut buffer = PartitionBuffer::new(TopicPartition::new(topic, partition));
+    for o in first..=last {
+        let value: Bytes = if o == last {
+            Bytes::from_static(b"{not json")
+        } else {
+            json_record(o as u64).into()
+        };
+        buffer.push(
+            KafkaRecord {
+                topic: topic.into(),
+                partition,
+                offset: o,
+                timestamp_ms: Some(1_763_719_200_000),
+                key: None,
+                value: Some(value),
+                headers: vec![],
+            },
+            0,
+        );
     }
+    let b = buffer
+        .seal(
+            &fmt,
+            FlushReason::Age,
+            OffsetRange::new(first, last),
+            attempt,
+            0,
+        )
+        .unwrap()
+        .unwrap();
+    assert!(!b.files.is_empty() && !b.rejected.is_empty());
+    b
 }
 
 /// Land a batch the way the sink does; returns the URLs the manifest lists.
