@@ -12,6 +12,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::windows::LATE_DIR;
+
 /// `dt=YYYY-MM-DD/hour=HH` of an event time (microseconds) in the configured timezone.
 pub fn time_partition(event_time_us: i64, tz: chrono_tz::Tz) -> String {
     let t = Utc
@@ -30,8 +32,13 @@ pub fn quarter_hour_floor_us(event_time_us: i64) -> i64 {
     event_time_us.div_euclid(QUARTER_US) * QUARTER_US
 }
 
-/// Data file key below the store prefix.
+/// Data file key below the store prefix. The file name carries the sink's name, so which sink
+/// wrote a file is in its key: `landfall gc` deletes only files its own sink wrote, however many
+/// sinks (or renamed or separately deployed ones) share a `store.url` prefix. Sink names and
+/// Kafka topic names never contain `+`, so the name splits back unambiguously
+/// ([`parse_data_key`]).
 pub fn data_key(
+    sink: &str,
     topic: &str,
     time_partition: &str,
     partition: i32,
@@ -40,8 +47,115 @@ pub fn data_key(
     seq: usize,
 ) -> String {
     format!(
-        "{topic}/{time_partition}/{topic}+{partition}+{first_offset:020}+{attempt}-{seq}.parquet"
+        "{topic}/{time_partition}/{topic}+{partition}+{first_offset:020}+{sink}+{attempt}-{seq}.parquet"
     )
+}
+
+/// What a data or dead-letter key names. Two spellings of one file's URL (a trailing slash on
+/// the store URL, a doubled `/`) parse to the same value, so comparing these instead of URL
+/// strings cannot mistake a committed file for an orphan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileKey {
+    pub kind: FileKind,
+    pub sink: String,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub attempt: String,
+    /// `dt=…/hour=…` of a data file; empty for a dead-letter file.
+    pub time_partition: String,
+    /// Position in its batch; 0 for a dead-letter file.
+    pub seq: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Data,
+    DeadLetters,
+}
+
+/// The last `n` non-empty `/`-separated segments of a key or URL.
+fn tail(key: &str, n: usize) -> Option<Vec<&str>> {
+    let segs: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
+    (segs.len() >= n).then(|| segs[segs.len() - n..].to_vec())
+}
+
+fn offset20(s: &str) -> Option<i64> {
+    (s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// Attempt ids are 12 hex digits in production; tests use other word characters. Never `+`,
+/// `-` or `/`, which delimit the key.
+fn attempt_ok(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Parse a data key of the form [`data_key`] writes. Only the last four segments are read, so
+/// this works on a key relative to any prefix and on a full URL.
+pub fn parse_data_key(key: &str) -> Option<FileKey> {
+    let t = tail(key, 4)?;
+    let (dir_topic, dt, hour, name) = (t[0], t[1], t[2], t[3]);
+    if !(dt.starts_with("dt=") && hour.starts_with("hour=")) {
+        return None;
+    }
+    let mut time_partition = format!("{dt}/{hour}");
+    let parts: Vec<&str> = name.strip_suffix(".parquet")?.split('+').collect();
+    let [topic, partition, first, sink, attempt_seq] = parts.as_slice() else {
+        return None;
+    };
+    let (attempt, seq) = attempt_seq.rsplit_once('-')?;
+    if *topic != dir_topic {
+        // A late file (`[windows]`) lives one directory deeper, under `{topic}/_late/`; its
+        // manifest's `time_partition` says `_late/dt=…/hour=…`, so the parsed key does too.
+        if dir_topic != LATE_DIR || tail(key, 5)?[0] != *topic {
+            return None;
+        }
+        time_partition = format!("{LATE_DIR}/{time_partition}");
+    }
+    if sink.is_empty() || !attempt_ok(attempt) {
+        return None;
+    }
+    Some(FileKey {
+        kind: FileKind::Data,
+        sink: sink.to_string(),
+        topic: topic.to_string(),
+        partition: partition.parse().ok()?,
+        first_offset: offset20(first)?,
+        attempt: attempt.to_string(),
+        time_partition,
+        seq: seq.parse().ok()?,
+    })
+}
+
+/// Parse a dead-letter key of the form [`dead_letter_key`] writes (last four segments).
+pub fn parse_dead_letter_key(key: &str) -> Option<FileKey> {
+    let t = tail(key, 4)?;
+    let (sink, topic, partition, name) = (t[0], t[1], t[2], t[3]);
+    let (first, attempt) = name.strip_suffix(".jsonl")?.split_once('+')?;
+    if partition.len() != 5 || !attempt_ok(attempt) {
+        return None;
+    }
+    Some(FileKey {
+        kind: FileKind::DeadLetters,
+        sink: sink.to_string(),
+        topic: topic.to_string(),
+        partition: partition.parse().ok()?,
+        first_offset: offset20(first)?,
+        attempt: attempt.to_string(),
+        time_partition: String::new(),
+        seq: 0,
+    })
+}
+
+/// What a file URL a manifest lists names, whichever family it belongs to.
+pub fn parse_file_url(url: &str) -> Option<FileKey> {
+    if url.ends_with(".parquet") {
+        parse_data_key(url)
+    } else {
+        parse_dead_letter_key(url)
+    }
 }
 
 /// Directory of one partition's commit records below the marker prefix.
@@ -212,6 +326,88 @@ mod tests {
     }
 
     #[test]
+    fn late_files_parse_with_their_late_time_partition() {
+        let dir = crate::windows::late_partition("dt=2026-11-21/hour=10");
+        let k = data_key("s", "orders", &dir, 2, 4000, "3f9a1c2b7d4e", 0);
+        assert_eq!(
+            k,
+            "orders/_late/dt=2026-11-21/hour=10/orders+2+00000000000000004000+s+3f9a1c2b7d4e-0.parquet"
+        );
+        let parsed = parse_data_key(&format!("raw/{k}")).unwrap();
+        assert_eq!(
+            (parsed.topic.as_str(), parsed.time_partition.as_str()),
+            ("orders", "_late/dt=2026-11-21/hour=10")
+        );
+        // A topic really named `_late` still parses as itself.
+        let k = data_key("s", "_late", "dt=2026-11-21/hour=10", 0, 1, "a", 0);
+        assert_eq!(parse_data_key(&k).unwrap().topic, "_late");
+    }
+
+    #[test]
+    fn file_keys_round_trip_whatever_the_url_spelling() {
+        let k = data_key(
+            "orders-v2",
+            "orders.eu",
+            "dt=2026-11-21/hour=10",
+            2,
+            4000,
+            "3f9a1c2b7d4e",
+            1,
+        );
+        assert_eq!(
+            k,
+            "orders.eu/dt=2026-11-21/hour=10/orders.eu+2+00000000000000004000+orders-v2+3f9a1c2b7d4e-1.parquet"
+        );
+        let parsed = parse_data_key(&k).unwrap();
+        assert_eq!(
+            (
+                parsed.sink.as_str(),
+                parsed.topic.as_str(),
+                parsed.partition,
+                parsed.first_offset
+            ),
+            ("orders-v2", "orders.eu", 2, 4000)
+        );
+        assert_eq!((parsed.attempt.as_str(), parsed.seq), ("3f9a1c2b7d4e", 1));
+        for url in [
+            format!("s3://lake/raw/{k}"),
+            format!("file:///data//{k}"),
+            format!("file:///data/{k}"),
+        ] {
+            assert_eq!(parse_file_url(&url).as_ref(), Some(&parsed), "{url}");
+        }
+        let dl = dead_letter_key("orders-v2", "orders.eu", 2, 4000, "3f9a1c2b7d4e");
+        let p = parse_file_url(&format!("s3://lake/_landfall/_dead_letter/{dl}")).unwrap();
+        assert_eq!(
+            (p.kind, p.sink.as_str(), p.first_offset),
+            (FileKind::DeadLetters, "orders-v2", 4000)
+        );
+        assert_ne!(parse_data_key(&k), parse_dead_letter_key(&dl));
+    }
+
+    #[test]
+    fn keys_of_other_forms_do_not_parse() {
+        for k in [
+            // The layout before sink names were in data keys: nobody's to delete.
+            "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+3f9a1c2b7d4e-0.parquet",
+            // File name topic differs from its directory.
+            "t/dt=2026-11-21/hour=10/u+0+00000000000000000000+s+3f9a1c2b7d4e-0.parquet",
+            "t/dt=2026-11-21/hour=10/t+0+0+s+3f9a1c2b7d4e-0.parquet",
+            "t/x/hour=10/t+0+00000000000000000000+s+3f9a1c2b7d4e-0.parquet",
+            "t/dt=2026-11-21/hour=10/_SUCCESS",
+            "_landfall_probe/host-1-abc",
+            "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+s+a+b-0.parquet",
+        ] {
+            assert_eq!(parse_data_key(k), None, "{k}");
+        }
+        assert_eq!(
+            parse_dead_letter_key("s/t/0/00000000000000000000+a.jsonl"),
+            None
+        );
+        assert_eq!(parse_dead_letter_key("s/t/00000/0+a.jsonl"), None);
+    }
+
+    #[test]
     fn marker_keys_sort_by_time() {
         let early = batch_marker_key("s", "t", 9, 500, 1_763_719_200_000);
         let late = batch_marker_key("s", "t", 0, 0, 1_763_719_200_001);
@@ -263,7 +459,7 @@ mod tests {
             assert!(!fnmatch("batches/*", key), "{key} matches batches/*");
         }
         let success = window_marker_key(topic, "dt=2026-11-21/hour=10");
-        let data = data_key(topic, "dt=2026-11-21/hour=10", 3, 4000, "a", 0);
+        let data = data_key(sink, topic, "dt=2026-11-21/hour=10", 3, 4000, "a", 0);
         assert!(fnmatch(&window, &success));
         assert!(!fnmatch(&window, &data));
         assert!(!fnmatch(&batch, &success));

@@ -10,6 +10,8 @@
 //! ```
 //!
 //! - [`config`]: the sink TOML, strictly parsed and validated into [`config::SinkConfig`].
+//! - [`orphans`]: which objects `landfall gc` may delete (only its own sink's uncommitted
+//!   attempts).
 //! - [`ledger`]: which offsets are durable; the rules that make landing exactly-once.
 //! - [`notify`]: the Kafka notification of a committed batch or window marker.
 //! - [`windows`]: window watermarks, late routing and window `_SUCCESS` assembly.
@@ -25,6 +27,7 @@ pub mod keys;
 pub mod ledger;
 pub mod manifest;
 pub mod notify;
+pub mod orphans;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;

@@ -82,7 +82,15 @@ pub async fn land_timed(
         } else {
             f.time_partition.clone()
         };
-        let key = data_key(&tp.topic, &dir, tp.partition, first, attempt, f.seq);
+        let key = data_key(
+            &settings.sink,
+            &tp.topic,
+            &dir,
+            tp.partition,
+            first,
+            attempt,
+            f.seq,
+        );
         let _permit = uploads.acquire().await.expect("semaphore never closed");
         let path = io::upload(
             &stores.data,

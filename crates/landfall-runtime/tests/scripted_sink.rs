@@ -512,3 +512,47 @@ async fn latest_without_a_watermark_does_not_start_at_zero() {
         "{msg}"
     );
 }
+
+/// A store that answers a landing's upload with a deterministic 4xx (here 400 Bad Request; the
+/// same for 405, 411, 413) stops the sink with an error naming the object and the status, instead
+/// of pausing the partition and retrying the same refused request without end while the sink
+/// reports itself healthy. Nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deterministic_4xx_stops_the_sink_instead_of_retrying_forever() {
+    let endpoint = landfall_testkit::faults::answering_http(400).await;
+    let opts = landfall_store::OpenOptions {
+        options: BTreeMap::from([
+            ("aws_endpoint".to_string(), endpoint),
+            ("aws_allow_http".to_string(), "true".to_string()),
+            ("aws_access_key_id".to_string(), "AKIDTEST".to_string()),
+            ("aws_secret_access_key".to_string(), "test".to_string()),
+            ("aws_region".to_string(), "us-east-1".to_string()),
+        ]),
+        max_retries: 0,
+        request_timeout: Duration::from_secs(5),
+    };
+    let refusing = Location::open(&"s3://lake/raw".parse().unwrap(), &opts).unwrap();
+    let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut stores = memory_stores(memory.clone());
+    stores.data = refusing;
+    let mut s = Script::start(
+        config("max_records = 50\nmax_age_ms = 60000"),
+        stores,
+        memory_stores(memory),
+    );
+    let starts = s.assign(&[0]).await;
+    s.deliver(0, starts[&0].epoch, 0..60).await;
+    let ended = tokio::time::timeout(WAIT, &mut s.sink)
+        .await
+        .expect("the sink stops instead of retrying")
+        .unwrap();
+    let err = ended.expect_err("a permanent store error");
+    let shown = err.to_string();
+    println!("sink stopped: {shown}");
+    assert!(matches!(err, SinkError::Store { .. }), "{shown}");
+    assert!(
+        shown.contains("s3://lake/raw/orders/") && shown.contains("400 Bad Request"),
+        "{shown}"
+    );
+    assert!(manifests(&s.stores.markers, "scripted").await.is_empty());
+}

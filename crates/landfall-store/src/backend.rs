@@ -169,7 +169,12 @@ impl Location {
                     .map_err(|e| open_err(e.to_string()))?
                     // "Durable" must mean on disk before a marker lists the file.
                     .with_fsync(true);
-                let base = format!("file://{}", root.display());
+                // Without a trailing slash, however the URL spelled the directory: manifests
+                // list `url_of` URLs, and `file:///d/` must not make `file:///d//topic/...`.
+                let base = format!(
+                    "file://{}",
+                    root.display().to_string().trim_end_matches('/')
+                );
                 return Ok(Location {
                     store: Arc::new(s),
                     base_url: base,

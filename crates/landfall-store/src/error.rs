@@ -40,9 +40,10 @@ fn one_line(e: &object_store::Error) -> String {
 /// How a failed store operation should be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Worth retrying with backoff: 5xx, 429, timeouts, connection resets.
+    /// Worth retrying with backoff: 5xx, 408, 429, timeouts, connection resets, no answer.
     Transient,
-    /// Retrying will not help: wrong or missing credentials, no such bucket, bad request.
+    /// Retrying will not help: wrong or missing credentials, no such bucket, a 4xx answer other
+    /// than 408 and 429 (bad request, method not allowed, length required, too large, ...).
     Permanent,
 }
 
@@ -65,6 +66,15 @@ impl StoreError {
         }
     }
 
+    /// The HTTP status the store answered, if the failure was an answer (not a dropped
+    /// connection, a timeout, or a local filesystem error).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            StoreError::Object { source, .. } => http_status(source),
+            _ => None,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.class() == ErrorClass::Transient
     }
@@ -81,6 +91,9 @@ impl StoreError {
                 }
                 object_store::Error::NotFound { .. } => "not found: does the bucket exist?",
                 _ if classify(source) == ErrorClass::Transient => "transient store error (retried)",
+                _ if http_status(source).is_some() => {
+                    "the store refused the request (HTTP status above); retrying cannot help"
+                }
                 _ => "store rejected the request",
             },
             StoreError::Open { .. } => "invalid store configuration",
@@ -104,12 +117,45 @@ fn classify(e: &object_store::Error) -> ErrorClass {
         | E::NotSupported { .. }
         | E::NotImplemented { .. }
         | E::UnknownConfigurationKey { .. } => ErrorClass::Permanent,
-        // object_store has already retried these (5xx, 429, timeouts, resets) within its own
-        // budget, and does not expose the HTTP status: treat them as transient so the partition
-        // backs off and tries again, bounded by the landing retry budget.
-        E::Generic { .. } => ErrorClass::Transient,
+        // object_store reports every other HTTP answer as `Generic`, the status hidden in the
+        // source chain. It has already retried 5xx, 408 and 429 within its own budget and
+        // returned any other status at once: those answers are deterministic (a malformed or
+        // oversized request, a method or header the store refuses, a redirect to another
+        // region), and retrying the landing would repeat them forever.
+        E::Generic { .. } => match http_status(e) {
+            Some(status) => classify_status(status),
+            // No answer: a dropped connection, a timeout, an unknown outcome. Worth retrying.
+            None => ErrorClass::Transient,
+        },
         _ => ErrorClass::Transient,
     }
+}
+
+/// The class of an HTTP status the store answered with.
+pub fn classify_status(status: u16) -> ErrorClass {
+    match status {
+        408 | 429 => ErrorClass::Transient,
+        300..=499 => ErrorClass::Permanent,
+        _ => ErrorClass::Transient,
+    }
+}
+
+/// What object_store 0.14 prints for a non-2xx answer (`RequestError::Status`). Its
+/// `RetryError`, which has a `status()` method, lives in a private module and cannot be
+/// downcast to, so the status is read from that error's text: the one element of the source
+/// chain whose message starts with this. `tests/http_status.rs` fails if a new object_store
+/// changes the text.
+const STATUS_PREFIX: &str = "Server returned non-2xx status code: ";
+
+fn http_status(e: &object_store::Error) -> Option<u16> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(rest) = err.to_string().strip_prefix(STATUS_PREFIX) {
+            return rest.get(..3)?.parse().ok();
+        }
+        cur = err.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ pub enum Created {
 }
 
 /// Upload a data file: a single PUT below `multipart_threshold`, a multipart upload above it
-/// (parts are retried individually by object_store; a failed upload is aborted).
+/// (parts are retried individually by object_store; an upload that fails anyway is aborted, so
+/// no parts linger).
 pub async fn upload(
     loc: &Location,
     key: &str,
@@ -41,11 +42,19 @@ pub async fn upload(
     let mut w = WriteMultipart::new_with_chunk_size(upload, part_bytes as usize);
     // Parts go out as they fill, up to 8 at a time.
     for chunk in bytes.chunks(part_bytes as usize) {
-        w.wait_for_capacity(8)
-            .await
-            .map_err(|e| StoreError::object("upload part of", &url, e))?;
+        if let Err(e) = w.wait_for_capacity(8).await {
+            // S3 and GCS keep the parts of an upload nobody completes or aborts: invisible, but
+            // billed until a lifecycle rule removes them. The landing is retried under a new
+            // upload, so this one is abandoned now. The part's error is what the caller needs;
+            // a failed abort is only logged (the lifecycle rule is the backstop).
+            if let Err(abort) = w.abort().await {
+                tracing::warn!(url = %url, "aborting the failed multipart upload: {}", abort);
+            }
+            return Err(StoreError::object("upload part of", &url, e));
+        }
         w.write(chunk);
     }
+    // `finish` aborts the upload itself when a part or the completion fails.
     w.finish()
         .await
         .map_err(|e| StoreError::object("complete multipart upload of", &url, e))?;

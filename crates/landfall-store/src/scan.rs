@@ -1,10 +1,10 @@
 //! Whole-sink scans for `landfall verify` and `landfall gc`. Not on the hot path.
 
-use std::collections::HashSet;
-
 use futures::{stream, StreamExt, TryStreamExt};
 use landfall_core::keys::parse_commit_key;
+use landfall_core::keys::FileKind;
 use landfall_core::manifest::{Genesis, Manifest};
+use landfall_core::orphans::{GcView, Verdict};
 use object_store::ObjectStoreExt;
 
 use crate::backend::Location;
@@ -17,7 +17,20 @@ pub async fn load_commits(
     markers: &Location,
     sink: &str,
 ) -> Result<(Vec<Manifest>, Vec<Genesis>), StoreError> {
-    let listed = io::list(markers, &format!("_commits/{sink}"), None).await?;
+    load_commits_under(markers, &format!("_commits/{sink}")).await
+}
+
+/// Every commit record under the marker prefix, of every sink: what `landfall gc` checks a file
+/// against before calling it an orphan (another sink sharing the data prefix may list it).
+pub async fn load_all_commits(markers: &Location) -> Result<Vec<Manifest>, StoreError> {
+    Ok(load_commits_under(markers, "_commits").await?.0)
+}
+
+async fn load_commits_under(
+    markers: &Location,
+    dir: &str,
+) -> Result<(Vec<Manifest>, Vec<Genesis>), StoreError> {
+    let listed = io::list(markers, dir, None).await?;
     let mut commit_keys = Vec::new();
     let mut genesis_keys = Vec::new();
     for l in &listed {
@@ -85,25 +98,20 @@ pub async fn missing_files(
     Ok(results.into_iter().flatten().collect())
 }
 
-/// Objects under `dirs` that no manifest lists and that are older than `older_than`: files of a
-/// batch that crashed between upload and commit, or of a zombie whose commit was refused.
-pub async fn orphans(
+/// Objects under `dirs` (relative to `loc`) that `view` judges orphans of its sink; the rules are
+/// in `landfall_core::orphans`. Returns every object found with its verdict, so the caller can
+/// report what was kept and why.
+pub async fn judge(
     loc: &Location,
+    kind: FileKind,
     dirs: &[String],
-    listed_urls: &HashSet<String>,
-    older_than: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Listed>, StoreError> {
+    view: &GcView,
+) -> Result<Vec<(Listed, Verdict)>, StoreError> {
     let mut out = Vec::new();
     for dir in dirs {
         for l in io::list(loc, dir, None).await? {
-            // A window marker (`_SUCCESS`) is Landfall's own, listed by no batch manifest.
-            let window_marker = l.path.filename() == Some("_SUCCESS");
-            if !window_marker
-                && !listed_urls.contains(&loc.url_of(&l.path))
-                && l.last_modified < older_than
-            {
-                out.push(l);
-            }
+            let verdict = view.judge(kind, l.path.as_ref(), l.last_modified.timestamp_millis());
+            out.push((l, verdict));
         }
     }
     Ok(out)
@@ -116,31 +124,49 @@ mod tests {
     use std::sync::Arc;
 
     #[tokio::test]
-    async fn window_markers_are_not_orphans() {
+    async fn window_markers_and_late_files_are_never_orphans() {
         let data = Location::from_store(
             Arc::new(object_store::memory::InMemory::new()),
             "memory://lake",
             "raw",
         );
-        let listed_key = "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+a-0.parquet";
-        let orphan_key = "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+b-0.parquet";
+        let listed_key = "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+s+a-0.parquet";
+        let orphan_key = "t/dt=2026-11-21/hour=10/t+0+00000000000000000000+s+b-0.parquet";
+        let late_key = "t/_late/dt=2026-11-21/hour=09/t+0+00000000000000000000+s+a-1.parquet";
         let success = landfall_core::keys::window_marker_key("t", "dt=2026-11-21/hour=10");
-        for k in [listed_key, orphan_key, success.as_str()] {
+        for k in [listed_key, orphan_key, late_key, success.as_str()] {
             io::put(&data, k, Bytes::from_static(b"x")).await.unwrap();
         }
-        let listed: HashSet<String> = [data.url_of(&data.path(listed_key))].into();
-        let found = orphans(
-            &data,
-            &["t".to_string()],
-            &listed,
-            chrono::Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
+        // Built from JSON so the test does not depend on every field of the model.
+        let file = |key: &str| {
+            serde_json::json!({"url": data.url_of(&data.path(key)), "key": key,
+                "size_bytes": 1, "rows": 1, "sha256": "", "min_offset": 0, "max_offset": 0})
+        };
+        let m: Manifest = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "sink": "s", "topic": "t", "partition": 0,
+            "offsets": {"first": 0, "last": 9, "next": 10},
+            "records": 2, "rows": 2, "dead_lettered": 0,
+            "files": [file(listed_key), file(late_key)],
+            "writer_id": "w", "attempt_id": "a", "landed_at": "2026-11-21T11:00:00.000Z",
+            "flush_reason": "age", "commit_url": "c", "marker_url": "m"
+        }))
         .unwrap();
-        let keys: Vec<String> = found
+        let view = GcView::new("s", &[m], i64::MAX);
+        let found = judge(&data, FileKind::Data, &["t".to_string()], &view)
+            .await
+            .unwrap();
+        let verdicts: Vec<(String, Verdict)> = found
             .iter()
-            .map(|l| data.relative(&l.path).unwrap().to_string())
+            .map(|(l, v)| (data.relative(&l.path).unwrap().to_string(), *v))
             .collect();
-        assert_eq!(keys, [orphan_key]);
+        assert_eq!(
+            verdicts,
+            [
+                (late_key.to_string(), Verdict::Listed),
+                (success, Verdict::Unrecognised),
+                (listed_key.to_string(), Verdict::Listed),
+                (orphan_key.to_string(), Verdict::Orphan),
+            ]
+        );
     }
 }

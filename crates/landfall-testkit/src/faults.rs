@@ -30,6 +30,9 @@ pub struct FaultConfig {
     /// (409 `ConditionalRequestConflict`, which object_store reports as `AlreadyExists`) while
     /// the object is not there yet: the other writer's put is still in flight.
     pub conflict_on_create: f64,
+    /// Multipart uploads: part number `n` (0-based) and every later part fail with a 503, so a
+    /// test can make a large upload fail mid-way, deterministically.
+    pub fail_parts_from: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +41,51 @@ pub struct FaultCounts {
     pub failed_before: AtomicU64,
     pub failed_after: AtomicU64,
     pub delayed: AtomicU64,
+    /// Multipart uploads started, parts failed on purpose, uploads completed and aborted.
+    pub multipart_started: AtomicU64,
+    pub parts_failed: AtomicU64,
+    pub multipart_completed: AtomicU64,
+    pub multipart_aborted: AtomicU64,
+}
+
+/// A multipart upload that fails parts as configured and counts how the upload ended, so a test
+/// can tell an aborted upload from one left with its parts in the store.
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    fail_from: Option<u64>,
+    next_part: u64,
+    counts: Arc<FaultCounts>,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        let n = self.next_part;
+        self.next_part += 1;
+        if self.fail_from.is_some_and(|from| n >= from) {
+            self.counts.parts_failed.fetch_add(1, Ordering::Relaxed);
+            return Box::pin(async move { Err(injected(&format!("503 on upload part {n}"))) });
+        }
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        let r = self.inner.complete().await;
+        if r.is_ok() {
+            self.counts
+                .multipart_completed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        self.counts
+            .multipart_aborted
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner.abort().await
+    }
 }
 
 pub struct FaultyStore {
@@ -142,7 +190,16 @@ impl ObjectStore for FaultyStore {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         self.before("multipart upload").await?;
-        self.inner.put_multipart_opts(location, opts).await
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        self.counts
+            .multipart_started
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(FaultyUpload {
+            inner,
+            fail_from: self.cfg.fail_parts_from,
+            next_part: 0,
+            counts: self.counts.clone(),
+        }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -186,4 +243,39 @@ impl ObjectStore for FaultyStore {
         self.before("copy").await?;
         self.inner.copy_opts(from, to, options).await
     }
+}
+
+/// A minimal HTTP/1.1 server on a loopback port that answers every request with `status` and an
+/// S3-style XML error body (status 0: drops the connection unanswered). Point an S3 location's
+/// `aws_endpoint` at it to get any answer on purpose — which no emulator offers. Runs until the
+/// test's runtime ends; returns the endpoint URL.
+pub async fn answering_http(status: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                // The answer does not depend on the request; read what arrives with the head.
+                let _ = tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await;
+                if status == 0 {
+                    return;
+                }
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>Test{status}</Code><Message>answered {status}</Message></Error>"
+                );
+                let head = format!(
+                    "HTTP/1.1 {status} Test\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
 }

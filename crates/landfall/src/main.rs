@@ -11,6 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use landfall_core::config::{check_sinks, config_files_in, SinkConfig, TopicSelection};
 use landfall_core::coverage::analyze;
+use landfall_core::keys::FileKind;
+use landfall_core::orphans::{GcView, Verdict};
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
 use landfall_store::{io, scan};
 use tokio_util::sync::CancellationToken;
@@ -201,9 +203,15 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         let st = stores(&cfg)?;
         let probe =
             SinkStores::open_for_probe(&cfg).with_context(|| format!("sink `{}`", cfg.name))?;
-        for loc in [&probe.data, &probe.markers] {
+        // Dead letters too: a forbidden or missing dead-letter bucket would otherwise surface
+        // only at the first bad record, perhaps hours later, as a failing landing.
+        for (key, loc) in [
+            ("store.url", &probe.data),
+            ("marker.prefix", &probe.markers),
+            ("errors.dead_letter_url", &probe.dead_letters),
+        ] {
             tokio::select! {
-                r = io::preflight(loc, &writer) => r.map_err(|e| anyhow::anyhow!("sink `{}`: {e} — {}", cfg.name, e.cause()))?,
+                r = io::preflight(loc, &writer) => r.map_err(|e| anyhow::anyhow!("sink `{}`: {key}: {e} — {}", cfg.name, e.cause()))?,
                 _ = shutdown.cancelled() => {
                     info!("stopped before starting: nothing was consumed");
                     return Ok(());
@@ -350,45 +358,49 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
     let cutoff = chrono::Utc::now() - chrono::Duration::seconds(min_age_secs as i64);
     for cfg in sinks {
         let st = stores(&cfg)?;
-        let (manifests, _) = scan::load_commits(&st.markers, &cfg.name).await?;
-        let listed: HashSet<String> = manifests
-            .iter()
-            .flat_map(|m| m.files.iter().chain(&m.dead_letter_files))
-            .map(|f| f.url.clone())
-            .collect();
-        let mut dirs: Vec<String> = manifests
-            .iter()
-            .map(|m| m.topic.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if let TopicSelection::Names(n) = &cfg.topics {
-            dirs.extend(n.iter().cloned());
-        }
-        dirs.sort();
-        dirs.dedup();
-        let orphans = scan::orphans(&st.data, &dirs, &listed, cutoff).await?;
-        let dl = scan::orphans(
-            &st.dead_letters,
-            std::slice::from_ref(&cfg.name),
-            &listed,
-            cutoff,
-        )
-        .await?;
-        for (loc, list) in [(&st.data, orphans), (&st.dead_letters, dl)] {
-            for o in list {
-                println!(
-                    "{} {} ({} bytes, {})",
-                    if delete { "deleting" } else { "orphan" },
-                    loc.url_of(&o.path),
-                    o.size,
-                    o.last_modified
-                );
-                if delete {
-                    io::delete(loc, &o.path).await?;
-                }
+        // Every sink's commits under the marker prefix, not only this one's: a file another sink
+        // lists is never an orphan. Which files are this sink's own is in their keys.
+        let all = scan::load_all_commits(&st.markers).await?;
+        let mut view = GcView::new(&cfg.name, &all, cutoff.timestamp_millis());
+        let places = [
+            (&st.data, FileKind::Data, view.topics()),
+            (
+                &st.dead_letters,
+                FileKind::DeadLetters,
+                vec![cfg.name.clone()],
+            ),
+        ];
+        let mut found = Vec::new();
+        for (loc, kind, dirs) in &places {
+            for (l, v) in scan::judge(loc, *kind, dirs, &view).await? {
+                found.push((*loc, *kind, l, v));
             }
         }
+        if delete && found.iter().any(|f| f.3 == Verdict::Orphan) {
+            // Re-check just before deleting: a landing may have committed since the first read.
+            view.add_listed(&scan::load_all_commits(&st.markers).await?);
+            for f in &mut found {
+                f.3 = view.judge(f.1, f.2.path.as_ref(), f.2.last_modified.timestamp_millis());
+            }
+        }
+        let mut kept: BTreeMap<String, usize> = BTreeMap::new();
+        for (loc, _, l, verdict) in found {
+            if verdict != Verdict::Orphan {
+                *kept.entry(format!("{verdict:?}")).or_default() += 1;
+                continue;
+            }
+            println!(
+                "{} {} ({} bytes, {})",
+                if delete { "deleting" } else { "orphan" },
+                loc.url_of(&l.path),
+                l.size,
+                l.last_modified
+            );
+            if delete {
+                io::delete(loc, &l.path).await?;
+            }
+        }
+        info!(sink = %cfg.name, ?kept, "gc: objects kept, by reason");
     }
     Ok(())
 }

@@ -230,6 +230,42 @@ async fn missing_bucket_unreachable_store_and_missing_credentials_are_one_clear_
     nothing_committed(&lake).await;
 }
 
+/// The dead-letter location is probed at start-up like data and markers: a dead-letter bucket
+/// that does not exist ends the start with one line naming it, before anything is consumed,
+/// instead of failing the first landing that has a bad record, hours later.
+#[test]
+fn missing_dead_letter_bucket_is_one_clear_line() {
+    let s3 = S3Server::start();
+    let dir = test_dir();
+    let t = Target {
+        data: "s3://lake/raw".into(),
+        markers: "s3://lake/_landfall".into(),
+        options: s3.options(),
+    };
+    let f = write_config(
+        dir.path(),
+        "dl",
+        &sink_toml(
+            "dl",
+            "orders",
+            "127.0.0.1:9",
+            &t,
+            "",
+            "[errors]\ndead_letter_url = \"s3://no-such-dl-bucket/dead\"\n",
+        ),
+    );
+    let started = std::time::Instant::now();
+    let error = run_expecting_one_error(&f, &[]);
+    println!("{error} (after {:?})", started.elapsed());
+    assert!(error.contains("sink `dl`"), "{error}");
+    assert!(
+        error.contains("errors.dead_letter_url: ") && error.contains("s3://no-such-dl-bucket/dead"),
+        "{error}"
+    );
+    assert!(error.contains("does the bucket exist?"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_go_to_the_dead_letter_prefix_with_offset_and_reason() {
     let broker = broker();

@@ -78,27 +78,29 @@ async fn lands_every_offset_once(target: Target) {
             m
         );
     }
-    // No data file without a manifest (nothing crashed, so no orphans).
-    let listed: std::collections::HashSet<String> = ms
-        .iter()
-        .flat_map(|m| m.files.iter().map(|f| f.url.clone()))
-        .collect();
-    let orphans = scan::orphans(
+    // No data file without a manifest (nothing crashed, so no orphans): every Parquet object
+    // under the topic's directory is one a manifest lists, as `landfall gc` judges it.
+    let view = landfall_core::orphans::GcView::new(
+        "orders",
+        &ms,
+        (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis(),
+    );
+    let found = scan::judge(
         &stores.data,
+        landfall_core::keys::FileKind::Data,
         std::slice::from_ref(&topic),
-        &listed,
-        chrono::Utc::now() + chrono::Duration::hours(1),
+        &view,
     )
     .await
     .unwrap();
-    assert!(
-        orphans.is_empty(),
-        "orphans: {:?}",
-        orphans
-            .iter()
-            .map(|o| o.path.to_string())
-            .collect::<Vec<_>>()
-    );
+    let unlisted: Vec<_> = found
+        .iter()
+        .filter(|(l, v)| {
+            l.path.as_ref().ends_with(".parquet") && *v != landfall_core::orphans::Verdict::Listed
+        })
+        .map(|(l, v)| format!("{} {v:?}", l.path))
+        .collect();
+    assert!(unlisted.is_empty(), "unlisted data files: {unlisted:?}");
     // The group's offsets were committed as hints, never ahead of the markers.
     let committed = broker.committed("landfall-orders", &topic, P);
     for (p, n) in &produced {
@@ -214,4 +216,114 @@ async fn multipart_uploads_round_trip_on_s3_and_gcs() {
         assert_eq!(back.len(), bytes.len(), "{url}");
         assert!(back == bytes, "{url}: content differs");
     }
+}
+
+/// A multipart upload that fails mid-way is aborted, so no parts linger in the store (on S3 and
+/// GCS invisible but billed; on local disk a staging file). More parts than the 8 in flight at a
+/// time, so the failure surfaces while parts are still being written, not only at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_multipart_upload_is_aborted() {
+    use landfall_testkit::faults::{FaultConfig, FaultyStore};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let real = landfall_store::Location::open(&url, &Default::default()).unwrap();
+    let faulty = Arc::new(FaultyStore::new(
+        real.store.clone(),
+        FaultConfig {
+            fail_parts_from: Some(3),
+            ..Default::default()
+        },
+        1,
+    ));
+    let loc = real.with_store(faulty.clone());
+    let bytes = bytes::Bytes::from(vec![7u8; 20 * 1024]);
+    let err = landfall_store::io::upload(&loc, "t/big.parquet", bytes, 1024, 1024)
+        .await
+        .expect_err("parts 3.. fail");
+    let counts = &faulty.counts;
+    let (started, failed, completed, aborted) = (
+        counts.multipart_started.load(Ordering::Relaxed),
+        counts.parts_failed.load(Ordering::Relaxed),
+        counts.multipart_completed.load(Ordering::Relaxed),
+        counts.multipart_aborted.load(Ordering::Relaxed),
+    );
+    println!("upload error: {err}; started={started} parts_failed={failed} completed={completed} aborted={aborted}");
+    assert!(err.to_string().contains("big.parquet"), "{err}");
+    assert_eq!((started, completed, aborted), (1, 0, 1));
+    // What an operator would see: nothing left under the directory, no object, no staging file.
+    let left: Vec<_> = walk(dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap().path();
+        if e.is_dir() {
+            out.extend(walk(&e));
+        } else {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// The same on moto's S3: after a multipart upload fails mid-way, S3 holds no upload in progress
+/// (`ListMultipartUploads`, asked with boto3 as an operator would), so no parts are billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_multipart_upload_leaves_no_upload_in_progress_on_s3() {
+    use landfall_testkit::faults::{FaultConfig, FaultyStore};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let s3 = S3Server::start();
+    let t = Target {
+        data: "s3://lake/mpfail".into(),
+        markers: "s3://lake/mpfail".into(),
+        options: s3.options(),
+    };
+    let real =
+        landfall_store::Location::open(&url::Url::parse(&t.data).unwrap(), &open_opts(&t)).unwrap();
+    // Parts 0-2 reach S3, part 3 and later fail; 10 parts, more than the 8 in flight.
+    let faulty = Arc::new(FaultyStore::new(
+        real.store.clone(),
+        FaultConfig {
+            fail_parts_from: Some(3),
+            ..Default::default()
+        },
+        1,
+    ));
+    let loc = real.with_store(faulty.clone());
+    let part = 5 * 1024 * 1024;
+    let bytes = bytes::Bytes::from(vec![3u8; 10 * part]);
+    let err = landfall_store::io::upload(&loc, "t/big.parquet", bytes, part as u64, part as u64)
+        .await
+        .expect_err("parts 3.. fail");
+    let in_progress = std::process::Command::new(landfall_testkit::python())
+        .args([
+            "-c",
+            &format!(
+                "import boto3; c = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test'); print(len(c.list_multipart_uploads(Bucket='lake').get('Uploads', [])))",
+                s3.endpoint()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&in_progress.stdout)
+        .trim()
+        .to_string();
+    println!(
+        "upload error: {err}; aborted={} multipart uploads in progress on S3: {listed}",
+        faulty.counts.multipart_aborted.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        listed,
+        "0",
+        "{}",
+        String::from_utf8_lossy(&in_progress.stderr)
+    );
+    assert_eq!(faulty.counts.multipart_aborted.load(Ordering::Relaxed), 1);
 }

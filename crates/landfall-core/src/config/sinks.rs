@@ -27,8 +27,9 @@ pub fn check_sinks(sinks: &[SinkConfig]) -> Vec<ConfigProblem> {
                 hint: Some("sink names name consumer groups, markers and metrics".into()),
             });
         }
-        // Data keys carry no sink name, so two sinks landing one topic under one prefix would
-        // mix their files (and `landfall gc` of one would see the other's as orphans).
+        // Two sinks landing one topic under one prefix would mix their files in one directory
+        // and race for its window markers (`_SUCCESS`). (`landfall gc` no longer depends on
+        // this check: data keys carry the sink name, and gc deletes only its own sink's files.)
         let TopicSelection::Names(topics) = &s.topics else {
             continue;
         };
