@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoint: `/metrics` for Prometheus, `/healthz` for liveness (unhealthy
-//! while a partition is stuck: its landings have failed for `runtime.stuck_after_ms`).
+//! while a partition is stuck: its landings have failed for `runtime.stuck_after_ms`, or it is
+//! stopped because Kafka's log ends before its position).
 
 use std::net::SocketAddr;
 
@@ -38,7 +39,7 @@ pub fn health(metrics: &Metrics) -> (StatusCode, String) {
         n => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "unhealthy: {n} partition(s) stuck: landings failing for runtime.stuck_after_ms\n"
+                "unhealthy: {n} partition(s) stuck: landings failing for runtime.stuck_after_ms, or out of range above the log end (see the error log)\n"
             ),
         ),
     }

@@ -16,7 +16,7 @@ use crate::config::{
     Compression, FlushConfig, FormatConfig, MetadataColumn, ParquetConfig, Statistics,
 };
 use crate::decode::RecordDecoder;
-use crate::manifest::{Landed, Manifest, FORMAT_VERSION};
+use crate::manifest::{Gap, GapReason, Landed, Manifest, FORMAT_VERSION};
 use crate::parquet_props::writer_properties;
 
 const PARTITIONS: i32 = 2;
@@ -165,6 +165,7 @@ impl World {
             topic: "t".into(),
             partition: p,
             offsets: r.range,
+            gaps: vec![],
             records: 0,
             rows: 0,
             dead_lettered: 0,
@@ -262,6 +263,7 @@ impl World {
                         "{tp} unstuck but not stuck"
                     )
                 }
+                Action::Skipped { .. } | Action::Halted(_) => {}
             }
         }
         self.check(state);
@@ -694,4 +696,222 @@ fn a_partition_failing_past_the_budget_is_reported_stuck_once_and_unstuck_when_i
         "{actions:?}"
     );
     assert!(!state.status()[0].stuck);
+}
+
+fn lands(actions: &[Action]) -> Vec<Arc<SealedBatch>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Land { batch, .. } => Some(batch.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn committed(batch: &SealedBatch) -> LandingResult {
+    let mut m = World::manifest(
+        batch.tp.partition,
+        &Record {
+            range: batch.offsets,
+            attempt: batch.attempt_id.clone(),
+        },
+    );
+    m.gaps = batch.gaps.clone();
+    LandingResult::Landed(Landed::Committed(Box::new(m)))
+}
+
+fn retention(first: i64, last: i64) -> Gap {
+    Gap {
+        first,
+        last,
+        reason: GapReason::Retention,
+    }
+}
+
+#[test]
+fn a_retention_gap_seeks_to_the_log_start_and_rides_inside_the_next_batch() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let now = Now::default();
+    let (epoch, _) = state.assign(tp(0), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    // Kafka now holds 10..20: offsets 5..=9 were deleted before they were read.
+    let actions = state.out_of_range(&tp(0), 10, 20);
+    let [Action::Skipped { gap, .. }, Action::Seek {
+        offset,
+        epoch: seek_epoch,
+        ..
+    }] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*gap, retention(5, 9));
+    assert_eq!(*offset, 10);
+    assert!(*seek_epoch > epoch);
+    // Reported once: the same report again (an earlier fetch) only restarts the fetch.
+    let again = state.out_of_range(&tp(0), 10, 20);
+    assert!(
+        matches!(&again[..], [Action::Seek { offset: 10, .. }]),
+        "{again:?}"
+    );
+    let seek_epoch = state.fetch_epoch(&tp(0)).unwrap();
+    // Fetched before the seek: stale. After it: taken.
+    let (_, tally) = state.records([(record(0, 5), epoch)], now).unwrap();
+    assert_eq!(tally.stale, 1);
+    state
+        .records((10..13).map(|o| (record(0, o), seek_epoch)), now)
+        .unwrap();
+    let batches = lands(&state.shutdown(now).unwrap());
+    assert_eq!(batches.len(), 1);
+    // The batch starts where the store says (the chain stays gap-free) and explains the jump.
+    assert_eq!(batches[0].offsets, OffsetRange::new(0, 12));
+    assert_eq!(batches[0].gaps, vec![retention(5, 9)]);
+    assert_eq!(batches[0].records, 8);
+}
+
+#[test]
+fn a_gap_while_a_batch_is_landing_keeps_that_landing_and_goes_into_the_next_batch() {
+    let mut state = SinkState::new(settings(3, u64::MAX, 7));
+    let now = Now::default();
+    let (epoch, _) = state.assign(tp(0), 0);
+    let (actions, _) = state
+        .records((0..4).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    let first = lands(&actions);
+    assert_eq!(first[0].offsets, OffsetRange::new(0, 2));
+    let actions = state.out_of_range(&tp(0), 10, 20);
+    let seek_epoch = state.fetch_epoch(&tp(0)).unwrap();
+    assert!(actions.iter().any(|a| matches!(a, Action::Seek { offset: 10, .. })));
+    // The landing started before the seek still counts.
+    let actions = state.landed(&tp(0), epoch, committed(&first[0]), now).unwrap();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::CommitHint { offset: 3, .. })));
+    assert_eq!(state.status()[0].durable_next, 3);
+    let (actions, _) = state
+        .records((10..12).map(|o| (record(0, o), seek_epoch)), now)
+        .unwrap();
+    let second = lands(&actions);
+    assert_eq!(second[0].offsets, OffsetRange::new(3, 11));
+    assert_eq!(second[0].gaps, vec![retention(4, 9)]);
+    assert_eq!(second[0].records, 3);
+}
+
+#[test]
+fn a_revoke_before_landing_neither_loses_nor_duplicates_a_gap() {
+    let now = Now::default();
+    // Handed off cleanly: the revoke lands the records before the gap together with the gap.
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let (epoch, _) = state.assign(tp(0), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    state.out_of_range(&tp(0), 10, 20);
+    let batches = lands(&state.revoke(&[tp(0)], false, now).unwrap());
+    assert_eq!(batches[0].offsets, OffsetRange::new(0, 9));
+    assert_eq!(batches[0].gaps, vec![retention(5, 9)]);
+    assert_eq!(batches[0].records, 5);
+
+    // Lost before landing: the gap goes with everything local. The next assignment decides
+    // again from the store's position (0) and the watermarks: one gap, 0..=9, recorded once.
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let (epoch, _) = state.assign(tp(0), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    state.out_of_range(&tp(0), 10, 20);
+    state.revoke(&[tp(0)], true, now).unwrap();
+    assert_eq!(state.assigned(), 0);
+    let a = state.assign_within(tp(0), 0, Some((10, 20)));
+    assert_eq!(a.start, 10);
+    let skipped: Vec<Gap> = a
+        .actions
+        .iter()
+        .filter_map(|x| match x {
+            Action::Skipped { gap, .. } => Some(*gap),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, vec![retention(0, 9)]);
+    state
+        .records((10..12).map(|o| (record(0, o), a.epoch)), now)
+        .unwrap();
+    let batches = lands(&state.shutdown(now).unwrap());
+    assert_eq!(batches[0].offsets, OffsetRange::new(0, 11));
+    assert_eq!(batches[0].gaps, vec![retention(0, 9)]);
+}
+
+#[test]
+fn a_position_within_the_log_at_assignment_skips_nothing() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let a = state.assign_within(tp(0), 10, Some((10, 10)));
+    assert_eq!(a.start, 10);
+    assert!(a.actions.iter().all(|x| matches!(x, Action::Resume(_))));
+    assert_eq!(state.stuck(), 0);
+}
+
+#[test]
+fn a_log_shorter_than_the_position_stops_only_that_partition() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let now = Now::default();
+    let (e0, _) = state.assign(tp(0), 0);
+    let (e1, _) = state.assign(tp(1), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), e0)), now)
+        .unwrap();
+    // The topic was recreated: Kafka holds 0..3 of partition 0.
+    let actions = state.out_of_range(&tp(0), 0, 3);
+    let [Action::Pause(paused), Action::Halted(o)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*paused, tp(0));
+    assert_eq!(
+        (o.durable_next, o.position, o.low, o.high),
+        (0, 5, 0, 3)
+    );
+    let msg = o.to_string();
+    assert!(
+        msg.starts_with("t[0]: Kafka holds offsets 0..3")
+            && msg.contains("position is 5")
+            && msg.contains("docs/operations.md"),
+        "{msg}"
+    );
+    assert_eq!(state.stuck(), 1);
+    assert!(state.out_of_range(&tp(0), 0, 3).is_empty(), "reported twice");
+    // Nothing of it is taken any more, and nothing is dropped as a duplicate either.
+    let (_, tally) = state.records([(record(0, 1), e0)], now).unwrap();
+    assert_eq!((tally.stale, tally.by_topic.len()), (1, 0));
+    // The other partition goes on.
+    let (_, tally) = state.records([(record(1, 0), e1)], now).unwrap();
+    assert_eq!(tally.by_topic, vec![("t".into(), 1, 0)]);
+    // What it read before is real: it lands, and the commit does not resume the partition.
+    let batches = lands(&state.shutdown(now).unwrap());
+    let b0 = batches.iter().find(|b| b.tp == tp(0)).unwrap();
+    assert_eq!(b0.offsets, OffsetRange::new(0, 4));
+    let actions = state.landed(&tp(0), e0, committed(b0), now).unwrap();
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Resume(_) | Action::Seek { .. })),
+        "{actions:?}"
+    );
+    let s0 = &state.status()[0];
+    assert!(s0.paused.out_of_range && s0.out_of_range.is_some());
+    assert_eq!(state.stuck(), 1);
+    // Revoked: no longer ours, no longer stuck.
+    state.remove(&[tp(0)]);
+    assert_eq!(state.stuck(), 0);
+}
+
+#[test]
+fn a_store_position_beyond_the_log_end_at_assignment_stops_the_partition() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let a = state.assign_within(tp(0), 500, Some((0, 100)));
+    // It starts (paused) where the store says, never lower.
+    assert_eq!(a.start, 500);
+    assert!(a.actions.iter().any(|x| matches!(x, Action::Pause(_))));
+    assert!(a
+        .actions
+        .iter()
+        .any(|x| matches!(x, Action::Halted(o) if o.position == 500 && o.high == 100)));
+    assert_eq!(state.stuck(), 1);
 }
