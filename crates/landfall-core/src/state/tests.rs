@@ -2,7 +2,8 @@
 //! offsets, a consumer that obeys pause/resume/seek and tags records with epochs, a create-only
 //! store of commit records shared with a foreign writer (a zombie or a new owner), landings that
 //! commit, fail before writing, fail after writing (unknown outcome), lose the race, or are
-//! aborted half-way — interleaved at random with revokes, re-assignments and memory pressure.
+//! aborted half-way — interleaved at random with revokes, re-assignments, memory pressure and
+//! retention deleting the start of the log (the consumer reports the partition out of range).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -91,6 +92,8 @@ enum Op {
     Assign(i32),
     /// The consumer thread gets round to the seeks the sink asked for.
     ApplySeeks,
+    /// Retention deletes the log's first `n` offsets more (every partition).
+    Expire(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,6 +113,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..PARTITIONS, any::<bool>(), 0u8..4).prop_map(|(p, l, k)| Op::Revoke(p, l, k)),
         2 => (0..PARTITIONS).prop_map(Op::Assign),
         2 => Just(Op::ApplySeeks),
+        1 => (1u8..30).prop_map(Op::Expire),
     ]
 }
 
@@ -117,6 +121,8 @@ fn op() -> impl Strategy<Value = Op> {
 struct Record {
     range: OffsetRange,
     attempt: String,
+    /// Offsets skipped inside `range` (retention).
+    gaps: Vec<Gap>,
 }
 
 #[derive(Default)]
@@ -128,10 +134,14 @@ struct Consumer {
     /// A seek the sink asked for that the consumer has not performed yet: until it does, it
     /// keeps fetching from the old position under the old epoch.
     seek: Option<(i64, u64)>,
+    /// Found out of range and reported: fetches nothing until a seek or a new assignment.
+    stalled: bool,
 }
 
 struct World {
     log: Vec<i64>,
+    /// The log start: retention deleted every offset below it.
+    low: i64,
     store: BTreeMap<(i32, i64), Record>,
     consumers: HashMap<i32, Consumer>,
     inflight: Vec<(TopicPartition, u64, Arc<SealedBatch>)>,
@@ -146,6 +156,13 @@ struct World {
 }
 
 impl World {
+    /// Every log offset of `p` from its tip on was deleted by retention, or there is none: a
+    /// skip to the log start waits for a record to ride with, so nothing more can land.
+    fn unread_expired(&self, p: i32) -> bool {
+        let tip = self.tip(p);
+        self.log.iter().all(|&o| o < tip || o < self.low)
+    }
+
     fn flip(&mut self) -> bool {
         self.coin = self.coin.wrapping_mul(6364136223846793005).wrapping_add(1);
         (self.coin >> 33) & 1 == 1
@@ -165,7 +182,7 @@ impl World {
             topic: "t".into(),
             partition: p,
             offsets: r.range,
-            gaps: vec![],
+            gaps: r.gaps.clone(),
             records: 0,
             rows: 0,
             dead_lettered: 0,
@@ -210,6 +227,7 @@ impl World {
         self.store.entry((p, first)).or_insert_with(|| Record {
             range: OffsetRange::new(first, last),
             attempt: format!("foreign-{first}"),
+            gaps: vec![],
         });
     }
 
@@ -242,6 +260,7 @@ impl World {
                                 Record {
                                     range: b.offsets,
                                     attempt: b.attempt_id.clone(),
+                                    gaps: b.gaps.clone(),
                                 },
                             );
                         }
@@ -263,7 +282,10 @@ impl World {
                         "{tp} unstuck but not stuck"
                     )
                 }
-                Action::Skipped { .. } | Action::Halted(_) => {}
+                Action::Skipped { gap, .. } => {
+                    assert!(gap.last < self.low, "skipped {gap:?} the log still holds");
+                }
+                Action::Halted(o) => panic!("stopped although the log is whole: {o}"),
             }
         }
         self.check(state);
@@ -301,13 +323,22 @@ impl World {
             if let Some((offset, epoch)) = c.seek.take() {
                 c.position = offset;
                 c.epoch = epoch;
+                c.stalled = false;
             }
         }
     }
 
     fn deliver(&mut self, state: &mut SinkState, p: i32, n: usize) {
+        let low = self.low;
         let c = self.consumers.entry(p).or_default();
-        if !c.assigned || c.paused {
+        if !c.assigned || c.paused || c.stalled {
+            return;
+        }
+        if c.position < low {
+            // A fetch below the log start fails; the consumer stops fetching and reports it.
+            c.stalled = true;
+            let actions = state.out_of_range(&tp(p), low, LOG_END);
+            self.apply(state, actions);
             return;
         }
         let epoch = c.epoch;
@@ -331,17 +362,28 @@ impl World {
             return;
         }
         let (tp, epoch, b) = self.inflight.remove(i % self.inflight.len());
-        // A batch holds exactly the log's records in its range: it claims no offset it did
-        // not read (compacted ones aside, which the log does not have).
+        // A batch holds exactly the log's records in its range but outside its gaps: it claims
+        // no offset it did not read (compacted ones aside, which the log does not have), and
+        // every offset it skipped is one retention deleted.
+        let skipped = |o: i64| b.gaps.iter().any(|g| o >= g.first && o <= g.last);
         let in_log = self
             .log
             .iter()
-            .filter(|&&o| o >= b.offsets.first && o <= b.offsets.last)
+            .filter(|&&o| o >= b.offsets.first && o <= b.offsets.last && !skipped(o))
             .count() as u64;
         assert_eq!(b.records, in_log, "batch {:?} of {tp}", b.offsets);
+        for g in &b.gaps {
+            assert!(
+                g.first >= b.offsets.first && g.last <= b.offsets.last && g.last < self.low,
+                "gap {g:?} of batch {:?}, log start {}",
+                b.offsets,
+                self.low
+            );
+        }
         let ours = Record {
             range: b.offsets,
             attempt: b.attempt_id.clone(),
+            gaps: b.gaps.clone(),
         };
         let result = match outcome {
             Outcome::Commit => LandingResult::Landed(self.create(tp.partition, ours)),
@@ -381,14 +423,16 @@ impl World {
             return;
         }
         let next = self.tip(p);
-        let (epoch, actions) = state.assign(tp(p), next);
+        let a = state.assign_within(tp(p), next, Some((self.low, LOG_END)));
+        assert_eq!(a.start, next.max(self.low));
         let c = self.consumers.entry(p).or_default();
         // The consumer keeps whatever pause state it had: the machine must clear it.
         c.assigned = true;
-        c.position = next;
-        c.epoch = epoch;
+        c.position = a.start;
+        c.epoch = a.epoch;
         c.seek = None;
-        self.apply(state, actions);
+        c.stalled = false;
+        self.apply(state, a.actions);
     }
 
     fn revoke(&mut self, state: &mut SinkState, p: i32, lost: bool, rounds: u8) {
@@ -423,6 +467,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
     let mut state = SinkState::new(settings(max_records, budget, seed));
     let mut w = World {
         log: (0..LOG_END).filter(|o| !skips.contains(o)).collect(),
+        low: 0,
         store: BTreeMap::new(),
         consumers: HashMap::new(),
         inflight: Vec::new(),
@@ -447,7 +492,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
                 if c.assigned && c.epoch > 1 {
                     let r = (record(p, c.position), c.epoch - 1);
                     let (actions, tally) = state.records([r], w.now).unwrap();
-                    assert!(state.epoch(&tp(p)) == Some(c.epoch - 1) || tally.stale == 1);
+                    assert!(state.fetch_epoch(&tp(p)) == Some(c.epoch - 1) || tally.stale == 1);
                     w.apply(&mut state, actions);
                 }
             }
@@ -463,6 +508,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
             Op::Revoke(p, lost, rounds) => w.revoke(&mut state, p, lost, rounds),
             Op::Assign(p) => w.assign(&mut state, p),
             Op::ApplySeeks => w.apply_seeks(),
+            Op::Expire(n) => w.low = (w.low + n as i64).min(LOG_END),
         }
     }
 
@@ -483,7 +529,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
         w.now.mono_ms += 1_000;
         let actions = state.tick(w.now, 0).unwrap();
         w.apply(&mut state, actions);
-        let done = (0..PARTITIONS).all(|p| w.tip(p) == LOG_END || w.log.last() < Some(&w.tip(p)));
+        let done = (0..PARTITIONS).all(|p| w.tip(p) == LOG_END || w.unread_expired(p));
         if done && state.unlanded() == 0 && w.inflight.is_empty() {
             break;
         }
@@ -511,10 +557,23 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
                     .filter(move |&o| o >= r.range.first && o <= r.range.last)
             })
             .collect();
+        // The commits cover the log once, up to the tip; beyond it only offsets retention
+        // deleted are left (a skip with no record after it waits for one).
+        let tip = w.tip(p);
+        let below_tip: Vec<i64> = w.log.iter().copied().filter(|&o| o < tip).collect();
         assert_eq!(
-            covered, w.log,
+            covered, below_tip,
             "partition {p}: the commits do not cover the log once"
         );
+        assert!(w.unread_expired(p), "partition {p}: log left unread at {tip}");
+        // Every offset a commit skips is one retention deleted, and each is skipped once.
+        let skipped: Vec<i64> = w
+            .store
+            .range((p, i64::MIN)..=(p, i64::MAX))
+            .flat_map(|(_, r)| r.gaps.iter().flat_map(|g| g.first..=g.last))
+            .collect();
+        assert!(skipped.windows(2).all(|x| x[0] < x[1]), "{skipped:?}");
+        assert!(skipped.iter().all(|&o| o < w.low), "{skipped:?}");
         for s in state.status().iter().filter(|s| s.tp.partition == p) {
             assert!(!s.paused.any(), "{} left paused: {:?}", s.tp, s.paused);
             assert!(!w.consumers[&p].paused, "consumer left {p} paused");
@@ -596,6 +655,7 @@ fn a_failed_landing_pauses_retries_with_the_same_attempt_and_resumes_on_commit()
         &Record {
             range: batch.offsets,
             attempt: batch.attempt_id.clone(),
+            gaps: vec![],
         },
     );
     let actions = state
@@ -681,6 +741,7 @@ fn a_partition_failing_past_the_budget_is_reported_stuck_once_and_unstuck_when_i
         &Record {
             range: OffsetRange::new(0, 0),
             attempt: String::new(),
+            gaps: vec![],
         },
     );
     let actions = state
@@ -714,6 +775,7 @@ fn committed(batch: &SealedBatch) -> LandingResult {
         &Record {
             range: batch.offsets,
             attempt: batch.attempt_id.clone(),
+            gaps: vec![],
         },
     );
     m.gaps = batch.gaps.clone();
