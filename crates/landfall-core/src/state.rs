@@ -136,7 +136,10 @@ pub enum Action {
     Unstuck(TopicPartition),
     /// Kafka no longer holds `gap` of `tp` (retention): the partition continues after it, and
     /// the next batch's manifest records it. Said once per gap (log it).
-    Skipped { tp: TopicPartition, gap: Gap },
+    Skipped {
+        tp: TopicPartition,
+        gap: Gap,
+    },
     /// `tp`'s log ends before where Landfall stands: the partition is stopped (paused,
     /// counted in [`SinkState::stuck`]) until it is revoked. Said once (log it as an error).
     Halted(OutOfRange),

@@ -629,7 +629,10 @@ async fn a_retention_gap_continues_from_the_log_start_and_is_explained_in_the_ma
         .collect();
     assert_eq!(p1_rows, (0..60).collect::<Vec<_>>());
     let skipped = sample(&metrics, SKIPPED);
-    eprintln!("manifest gaps {:?}, {SKIPPED} = {skipped:?}", gaps_of(p0[0]));
+    eprintln!(
+        "manifest gaps {:?}, {SKIPPED} = {skipped:?}",
+        gaps_of(p0[0])
+    );
     assert_eq!(skipped, Some(70.0));
 }
 
@@ -657,7 +660,10 @@ async fn a_partition_recovered_below_the_log_start_continues_there_with_an_expla
     let mut ms = manifests(&stores.markers, "scripted").await;
     ms.sort_by_key(|m| m.offsets.first);
     let ranges: Vec<_> = ms.iter().map(|m| (m.offsets, gaps_of(m))).collect();
-    eprintln!("commits {ranges:?}, {SKIPPED} = {:?}", sample(&metrics, SKIPPED));
+    eprintln!(
+        "commits {ranges:?}, {SKIPPED} = {:?}",
+        sample(&metrics, SKIPPED)
+    );
     assert_eq!(
         ranges,
         vec![
@@ -703,7 +709,9 @@ async fn a_truncated_log_stops_only_that_partition_and_reports_it() {
     s.await_landed(&BTreeMap::from([(1, 100)])).await;
     let (seen, stores) = s.stop().await;
     assert!(
-        !seen.iter().any(|c| matches!(c, ConsumerCommand::Seek { .. })),
+        !seen
+            .iter()
+            .any(|c| matches!(c, ConsumerCommand::Seek { .. })),
         "the stopped partition was moved"
     );
     assert!(seen.iter().any(|c| matches!(c,

@@ -286,8 +286,7 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
                 .iter()
                 .find(|g| g.topic == key.0 && g.partition == key.1)
                 .map(|g| g.first_offset);
-            let cov =
-                analyze_batches(g, by_partition.get(&key).map(Vec::as_slice).unwrap_or(&[]));
+            let cov = analyze_batches(g, by_partition.get(&key).map(Vec::as_slice).unwrap_or(&[]));
             let (low, high) = watermarks.get(&key).copied().unwrap_or((0, 0));
             // Skips are explained inside the manifests (retention); a hole between commits is
             // a missing commit record whatever the topic still holds.

@@ -66,20 +66,39 @@ async fn verify_reports_an_explained_gap_as_ok_and_fails_an_unexplained_hole() {
     broker.create_topic(&topic, 2);
     let dir = test_dir();
     let t = Target::local(dir.path());
-    let text = sink_toml(SINK, &topic, &broker.bootstrap(), &t, "max_records = 10", "");
+    let text = sink_toml(
+        SINK,
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 10",
+        "",
+    );
     let config = write_config(dir.path(), SINK, &text);
     let markers = stores(&parse(&text), &t).markers;
     // Partition 0: retention removed 60..=99 before they were landed; the second batch says so.
-    put(&markers, &commit(&topic, 0, OffsetRange::new(0, 49), vec![])).await;
+    put(
+        &markers,
+        &commit(&topic, 0, OffsetRange::new(0, 49), vec![]),
+    )
+    .await;
     let gap = Gap {
         first: 60,
         last: 99,
         reason: GapReason::Retention,
     };
-    put(&markers, &commit(&topic, 0, OffsetRange::new(50, 149), vec![gap])).await;
+    put(
+        &markers,
+        &commit(&topic, 0, OffsetRange::new(50, 149), vec![gap]),
+    )
+    .await;
     // Partition 1: nothing covers 10..=19 (a commit record is missing).
     put(&markers, &commit(&topic, 1, OffsetRange::new(0, 9), vec![])).await;
-    put(&markers, &commit(&topic, 1, OffsetRange::new(20, 29), vec![])).await;
+    put(
+        &markers,
+        &commit(&topic, 1, OffsetRange::new(20, 29), vec![]),
+    )
+    .await;
 
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(bin())
@@ -133,7 +152,11 @@ async fn verify_reports_an_explained_gap_as_ok_and_fails_an_unexplained_hole() {
     );
 
     // The missing record found again: clean, the explained gap still reported.
-    put(&markers, &commit(&topic, 1, OffsetRange::new(10, 19), vec![])).await;
+    put(
+        &markers,
+        &commit(&topic, 1, OffsetRange::new(10, 19), vec![]),
+    )
+    .await;
     let (code, report) = cli(&["verify"]);
     eprintln!("exit {code:?}\n{report}");
     assert_eq!(code, Some(0), "{report}");
@@ -151,12 +174,16 @@ async fn tips(markers: &Location, sink: &str) -> BTreeMap<String, i64> {
 }
 
 async fn await_tips(markers: &Location, sink: &str, want: &BTreeMap<String, i64>) {
-    eventually("every produced offset committed", Duration::from_secs(60), || async {
-        let got = tips(markers, sink).await;
-        want.iter()
-            .all(|(t, n)| got.get(t).copied().unwrap_or(0) >= *n)
-            .then_some(())
-    })
+    eventually(
+        "every produced offset committed",
+        Duration::from_secs(60),
+        || async {
+            let got = tips(markers, sink).await;
+            want.iter()
+                .all(|(t, n)| got.get(t).copied().unwrap_or(0) >= *n)
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -185,8 +212,18 @@ async fn a_recreated_topic_stops_only_its_partition_and_the_others_keep_landing(
     broker.create_topic(&b, 1);
     let dir = test_dir();
     let t = Target::local(dir.path());
-    let text = sink_toml(SINK, &a, &broker.bootstrap(), &t, "max_records = 10\nmax_age_ms = 500", "")
-        .replace(&format!(r#"topics = ["{a}"]"#), &format!(r#"topics = ["{a}", "{b}"]"#));
+    let text = sink_toml(
+        SINK,
+        &a,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 10\nmax_age_ms = 500",
+        "",
+    )
+    .replace(
+        &format!(r#"topics = ["{a}"]"#),
+        &format!(r#"topics = ["{a}", "{b}"]"#),
+    );
     let cfg = parse(&text);
     let st = stores(&cfg, &t);
     // What a sink landed from the old topic: offsets 0..=49 of partition 0.
@@ -212,7 +249,10 @@ async fn a_recreated_topic_stops_only_its_partition_and_the_others_keep_landing(
     )
     .await
     .unwrap();
-    assert!(matches!(landed, landfall_core::manifest::Landed::Committed(_)));
+    assert!(matches!(
+        landed,
+        landfall_core::manifest::Landed::Committed(_)
+    ));
     // The new topic holds 5 records; the other topic 50.
     let p = producer(&broker.bootstrap());
     produce(&p, &a, 1, (0..5).map(|i| (i, json_record(i)))).await;
@@ -225,9 +265,11 @@ async fn a_recreated_topic_stops_only_its_partition_and_the_others_keep_landing(
     let m2 = metrics.clone();
     let waited = tokio::time::timeout(
         Duration::from_secs(60),
-        eventually("the recreated partition reported stuck", Duration::from_secs(120), || {
-            std::future::ready((sample(&m2, &stuck) == Some(1.0)).then_some(()))
-        }),
+        eventually(
+            "the recreated partition reported stuck",
+            Duration::from_secs(120),
+            || std::future::ready((sample(&m2, &stuck) == Some(1.0)).then_some(())),
+        ),
     )
     .await;
     if waited.is_err() {
@@ -254,7 +296,9 @@ async fn a_recreated_topic_stops_only_its_partition_and_the_others_keep_landing(
     let (consumed, duplicates) = (sample(&metrics, &consumed), sample(&metrics, &duplicates));
     sink.stop().await;
     let got = tips(&markers, SINK).await;
-    eprintln!("commit chains end at {got:?}; {a}: consumed {consumed:?}, duplicates {duplicates:?}");
+    eprintln!(
+        "commit chains end at {got:?}; {a}: consumed {consumed:?}, duplicates {duplicates:?}"
+    );
     assert_eq!(got, BTreeMap::from([(a, 50), (b, 80)]));
     assert_eq!(consumed.unwrap_or(0.0), 0.0);
     assert_eq!(duplicates.unwrap_or(0.0), 0.0);

@@ -565,7 +565,10 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
             covered, below_tip,
             "partition {p}: the commits do not cover the log once"
         );
-        assert!(w.unread_expired(p), "partition {p}: log left unread at {tip}");
+        assert!(
+            w.unread_expired(p),
+            "partition {p}: log left unread at {tip}"
+        );
         // Every offset a commit skips is one retention deleted, and each is skipped once.
         let skipped: Vec<i64> = w
             .store
@@ -844,9 +847,13 @@ fn a_gap_while_a_batch_is_landing_keeps_that_landing_and_goes_into_the_next_batc
     assert_eq!(first[0].offsets, OffsetRange::new(0, 2));
     let actions = state.out_of_range(&tp(0), 10, 20);
     let seek_epoch = state.fetch_epoch(&tp(0)).unwrap();
-    assert!(actions.iter().any(|a| matches!(a, Action::Seek { offset: 10, .. })));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Seek { offset: 10, .. })));
     // The landing started before the seek still counts.
-    let actions = state.landed(&tp(0), epoch, committed(&first[0]), now).unwrap();
+    let actions = state
+        .landed(&tp(0), epoch, committed(&first[0]), now)
+        .unwrap();
     assert!(actions
         .iter()
         .any(|a| matches!(a, Action::CommitHint { offset: 3, .. })));
@@ -928,10 +935,7 @@ fn a_log_shorter_than_the_position_stops_only_that_partition() {
         panic!("{actions:?}")
     };
     assert_eq!(*paused, tp(0));
-    assert_eq!(
-        (o.durable_next, o.position, o.low, o.high),
-        (0, 5, 0, 3)
-    );
+    assert_eq!((o.durable_next, o.position, o.low, o.high), (0, 5, 0, 3));
     let msg = o.to_string();
     assert!(
         msg.starts_with("t[0]: Kafka holds offsets 0..3")
@@ -940,7 +944,10 @@ fn a_log_shorter_than_the_position_stops_only_that_partition() {
         "{msg}"
     );
     assert_eq!(state.stuck(), 1);
-    assert!(state.out_of_range(&tp(0), 0, 3).is_empty(), "reported twice");
+    assert!(
+        state.out_of_range(&tp(0), 0, 3).is_empty(),
+        "reported twice"
+    );
     // Nothing of it is taken any more, and nothing is dropped as a duplicate either.
     let (_, tally) = state.records([(record(0, 1), e0)], now).unwrap();
     assert_eq!((tally.stale, tally.by_topic.len()), (1, 0));
@@ -953,7 +960,9 @@ fn a_log_shorter_than_the_position_stops_only_that_partition() {
     assert_eq!(b0.offsets, OffsetRange::new(0, 4));
     let actions = state.landed(&tp(0), e0, committed(b0), now).unwrap();
     assert!(
-        !actions.iter().any(|a| matches!(a, Action::Resume(_) | Action::Seek { .. })),
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Resume(_) | Action::Seek { .. })),
         "{actions:?}"
     );
     let s0 = &state.status()[0];
