@@ -220,6 +220,40 @@ mod tests {
         assert_eq!(l.seal(), Err(LedgerError::Empty));
     }
 
+    #[test]
+    fn a_skip_rides_inside_the_next_sealed_range_and_is_dropped_by_a_reset() {
+        let mut l = OffsetLedger::new(0);
+        assert_eq!(l.accept(0), Accept::Take);
+        assert_eq!(l.accept(1), Accept::Take);
+        // Kafka now starts at 10: 2..=9 are skipped, and anything below 10 is a duplicate.
+        let gap = l.skip_to(10, GapReason::Retention).unwrap();
+        assert_eq!((gap.first, gap.last, gap.len()), (2, 9, 8));
+        assert_eq!(l.skip_to(10, GapReason::Retention), None);
+        assert_eq!(l.accept(5), Accept::Duplicate);
+        // Sealed with only records before the gap: the range still covers the gap.
+        let mut seen = Vec::new();
+        let r = l
+            .seal_with(|_, gaps| {
+                seen = gaps.to_vec();
+                Ok::<(), LedgerError>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, OffsetRange::new(0, 9));
+        assert_eq!(seen, vec![gap]);
+        assert_eq!(l.landing().unwrap().gaps, vec![gap]);
+        assert!(l.pending_gaps().is_empty());
+        // A skip with nothing buffered waits for a record; a reset drops it.
+        assert_eq!(
+            l.skip_to(20, GapReason::Retention).map(|g| g.first),
+            Some(10)
+        );
+        assert_eq!(l.seal(), Err(LedgerError::Empty));
+        l.reset(10);
+        assert!(l.pending_gaps().is_empty());
+        assert_eq!(l.accepted_next(), 10);
+    }
+
     // ---- A model of the whole commit protocol -------------------------------------------------
     //
     // Several writers share one partition and one create-only store of commit records. Each writer
