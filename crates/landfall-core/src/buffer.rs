@@ -19,7 +19,7 @@ use parquet::file::properties::WriterProperties;
 use crate::decode::{conform, RecordDecoder, Rejected};
 use crate::flush::{BufferStats, FlushReason};
 use crate::keys::{quarter_hour_floor_us, time_partition};
-use crate::manifest::OffsetRange;
+use crate::manifest::{Gap, OffsetRange};
 use crate::record::{KafkaRecord, TopicPartition};
 use crate::schema::fingerprint;
 
@@ -107,6 +107,9 @@ pub struct SealedBatch {
     /// Decided by the offset ledger, not by the records seen: a batch starts where the previous
     /// commit ends even when Kafka skipped offsets there.
     pub offsets: OffsetRange,
+    /// Offsets inside `offsets` that were skipped (retention), set by the offset ledger when
+    /// the batch is sealed; the manifest explains them.
+    pub gaps: Vec<Gap>,
     /// Unique per batch and kept across its retries, so a retry after an unknown outcome
     /// recognises its own commit record (and data keys of two writers never collide).
     pub attempt_id: String,
@@ -489,6 +492,7 @@ impl PartitionBuffer {
         let batch = SealedBatch {
             tp: self.tp.clone(),
             offsets,
+            gaps: Vec::new(),
             attempt_id: attempt_id.to_string(),
             records: self.records,
             files,

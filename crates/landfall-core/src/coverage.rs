@@ -1,7 +1,12 @@
 //! Offset coverage of a sink's commit records, for `landfall verify`: which offsets each
-//! partition's commits cover, where they leave gaps, where they overlap. Pure.
+//! partition's commits cover, where they leave gaps, where they overlap, and which offsets
+//! inside them the manifests explain as skipped (retention). Pure.
+//!
+//! A hole between commits is never explained: Landfall records a skip inside the range of the
+//! batch after it (see `ledger.rs`), so the chain is gap-free by construction and a hole means
+//! a commit record is missing.
 
-use crate::manifest::OffsetRange;
+use crate::manifest::{Gap, OffsetRange};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Coverage {
@@ -14,6 +19,47 @@ pub struct Coverage {
     pub gaps: Vec<(i64, i64)>,
     /// Inclusive offset ranges more than one commit covers.
     pub overlaps: Vec<(i64, i64)>,
+    /// Offsets the manifests say were skipped, not read, with the reason: explained, not holes.
+    pub explained: Vec<Gap>,
+    /// Skips a manifest claims outside its own range, or that overlap another: a manifest
+    /// Landfall did not write.
+    pub bad_gaps: Vec<Gap>,
+}
+
+impl Coverage {
+    /// No hole, no overlap, no misplaced skip.
+    pub fn ok(&self) -> bool {
+        self.gaps.is_empty() && self.overlaps.is_empty() && self.bad_gaps.is_empty()
+    }
+
+    /// Offsets skipped with an explanation.
+    pub fn skipped(&self) -> u64 {
+        self.explained.iter().map(Gap::len).sum()
+    }
+}
+
+/// [`analyze`] over commits with the skips each manifest explains inside its range.
+pub fn analyze_batches(genesis: Option<i64>, batches: &[(OffsetRange, &[Gap])]) -> Coverage {
+    let ranges: Vec<OffsetRange> = batches.iter().map(|(r, _)| *r).collect();
+    let mut cov = analyze(genesis, &ranges);
+    let mut gaps: Vec<Gap> = Vec::new();
+    for (range, gs) in batches {
+        for g in gs.iter() {
+            if g.first > g.last || g.first < range.first || g.last > range.last {
+                cov.bad_gaps.push(*g);
+            } else {
+                gaps.push(*g);
+            }
+        }
+    }
+    gaps.sort_by_key(|g| (g.first, g.last));
+    for g in gaps {
+        match cov.explained.last() {
+            Some(prev) if g.first <= prev.last => cov.bad_gaps.push(g),
+            _ => cov.explained.push(g),
+        }
+    }
+    cov
 }
 
 pub fn analyze(genesis: Option<i64>, ranges: &[OffsetRange]) -> Coverage {
@@ -61,6 +107,32 @@ mod tests {
         let c = analyze(Some(0), &[r(5, 9), r(20, 29)]);
         assert_eq!(c.gaps, vec![(0, 4), (10, 19)]);
         assert_eq!(analyze(Some(7), &[]).next, Some(7));
+    }
+
+    #[test]
+    fn skips_inside_a_commit_are_explained_and_holes_between_commits_are_not() {
+        use crate::manifest::GapReason::Retention;
+        let g = |first, last| Gap {
+            first,
+            last,
+            reason: Retention,
+        };
+        let skip = [g(60, 99)];
+        let c = analyze_batches(Some(0), &[(r(0, 49), &[]), (r(50, 149), &skip)]);
+        assert!(c.ok(), "{c:?}");
+        assert_eq!((c.explained.clone(), c.skipped()), (vec![g(60, 99)], 40));
+        // A hole between commits fails whatever lies around it.
+        let c = analyze_batches(Some(0), &[(r(0, 9), &[]), (r(20, 29), &[])]);
+        assert!(!c.ok());
+        assert_eq!(c.gaps, vec![(10, 19)]);
+        // A skip outside its own batch, or claimed twice, is not Landfall's.
+        let outside = [g(140, 160)];
+        let c = analyze_batches(Some(0), &[(r(0, 149), &outside)]);
+        assert_eq!((c.ok(), c.bad_gaps.clone()), (false, vec![g(140, 160)]));
+        let (a, b) = ([g(10, 20)], [g(15, 25)]);
+        let c = analyze_batches(Some(0), &[(r(0, 29), &a), (r(0, 29), &b)]);
+        assert!(!c.ok());
+        assert_eq!(c.bad_gaps, vec![g(15, 25)]);
     }
 
     proptest! {

@@ -9,10 +9,13 @@
 //! - Offsets move only over committed data: `durable_next` advances only on a successful commit.
 //! - After the store says someone else committed (a lost race), everything local is dropped and
 //!   the partition restarts from what the store says.
+//! - Offsets Kafka no longer holds (retention) are skipped only explicitly: [`OffsetLedger::skip_to`]
+//!   records them as a [`Gap`] that the next sealed batch carries inside its range, so the
+//!   chain stays gap-free and every skipped offset is explained in exactly one manifest.
 
 use std::collections::VecDeque;
 
-use crate::manifest::OffsetRange;
+use crate::manifest::{Gap, GapReason, OffsetRange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accept {
@@ -42,6 +45,8 @@ pub struct OffsetLedger<T = ()> {
     durable_next: i64,
     accepted_next: i64,
     last_buffered: Option<i64>,
+    /// Skipped since the last seal, oldest first: the next sealed batch carries them.
+    gaps: Vec<Gap>,
     /// Sealed, not yet committed, oldest first; only the front one may commit.
     sealed: VecDeque<Sealed<T>>,
 }
@@ -50,6 +55,8 @@ pub struct OffsetLedger<T = ()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed<T> {
     pub range: OffsetRange,
+    /// Skipped offsets inside `range`.
+    pub gaps: Vec<Gap>,
     pub payload: T,
 }
 
@@ -60,8 +67,36 @@ impl<T> OffsetLedger<T> {
             durable_next,
             accepted_next: durable_next,
             last_buffered: None,
+            gaps: Vec::new(),
             sealed: VecDeque::new(),
         }
+    }
+
+    /// The next offset a record is expected at: one past the last one taken (or skipped).
+    pub fn accepted_next(&self) -> i64 {
+        self.accepted_next
+    }
+
+    /// Skipped offsets not yet sealed into a batch.
+    pub fn pending_gaps(&self) -> &[Gap] {
+        &self.gaps
+    }
+
+    /// Kafka no longer holds the offsets before `next`: skip from where the ledger expects the
+    /// next record to `next` (exclusive), recording why. Records below `next` are duplicates
+    /// from now on. `None` (nothing skipped) unless `next` is ahead.
+    pub fn skip_to(&mut self, next: i64, reason: GapReason) -> Option<Gap> {
+        if next <= self.accepted_next {
+            return None;
+        }
+        let gap = Gap {
+            first: self.accepted_next,
+            last: next - 1,
+            reason,
+        };
+        self.gaps.push(gap);
+        self.accepted_next = next;
+        Some(gap)
     }
 
     pub fn durable_next(&self) -> i64 {
@@ -100,9 +135,11 @@ impl<T> OffsetLedger<T> {
     }
 
     /// The range the buffered records would be sealed as: from where the previous sealed batch
-    /// ends (or `durable_next` when none is pending) to the last buffered offset.
+    /// ends (or `durable_next` when none is pending) to the last buffered offset, or to the end
+    /// of a gap skipped after it. Gaps alone seal nothing: they wait for a record.
     pub fn next_range(&self) -> Option<OffsetRange> {
         let last = self.last_buffered?;
+        let last = self.gaps.last().map_or(last, |g| g.last.max(last));
         let first = self
             .sealed
             .back()
@@ -110,17 +147,23 @@ impl<T> OffsetLedger<T> {
         Some(OffsetRange::new(first, last))
     }
 
-    /// Turn what is buffered into a sealed batch; `make` builds its payload from the range.
+    /// Turn what is buffered into a sealed batch; `make` builds its payload from the range and
+    /// the gaps skipped inside it.
     pub fn seal_with<E>(
         &mut self,
-        make: impl FnOnce(OffsetRange) -> Result<T, E>,
+        make: impl FnOnce(OffsetRange, &[Gap]) -> Result<T, E>,
     ) -> Result<Option<OffsetRange>, E> {
         let Some(range) = self.next_range() else {
             return Ok(None);
         };
-        let payload = make(range)?;
+        let payload = make(range, &self.gaps)?;
         self.last_buffered = None;
-        self.sealed.push_back(Sealed { range, payload });
+        let gaps = std::mem::take(&mut self.gaps);
+        self.sealed.push_back(Sealed {
+            range,
+            gaps,
+            payload,
+        });
         Ok(Some(range))
     }
 
@@ -147,7 +190,7 @@ impl<T> OffsetLedger<T> {
 impl OffsetLedger<()> {
     /// Seal what is buffered (no payload).
     pub fn seal(&mut self) -> Result<OffsetRange, LedgerError> {
-        self.seal_with(|_| Ok::<(), LedgerError>(()))?
+        self.seal_with(|_, _| Ok::<(), LedgerError>(()))?
             .ok_or(LedgerError::Empty)
     }
 }
@@ -175,6 +218,40 @@ mod tests {
         l.committed(r2).unwrap();
         assert_eq!(l.durable_next(), 16);
         assert_eq!(l.seal(), Err(LedgerError::Empty));
+    }
+
+    #[test]
+    fn a_skip_rides_inside_the_next_sealed_range_and_is_dropped_by_a_reset() {
+        let mut l = OffsetLedger::new(0);
+        assert_eq!(l.accept(0), Accept::Take);
+        assert_eq!(l.accept(1), Accept::Take);
+        // Kafka now starts at 10: 2..=9 are skipped, and anything below 10 is a duplicate.
+        let gap = l.skip_to(10, GapReason::Retention).unwrap();
+        assert_eq!((gap.first, gap.last, gap.len()), (2, 9, 8));
+        assert_eq!(l.skip_to(10, GapReason::Retention), None);
+        assert_eq!(l.accept(5), Accept::Duplicate);
+        // Sealed with only records before the gap: the range still covers the gap.
+        let mut seen = Vec::new();
+        let r = l
+            .seal_with(|_, gaps| {
+                seen = gaps.to_vec();
+                Ok::<(), LedgerError>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, OffsetRange::new(0, 9));
+        assert_eq!(seen, vec![gap]);
+        assert_eq!(l.landing().unwrap().gaps, vec![gap]);
+        assert!(l.pending_gaps().is_empty());
+        // A skip with nothing buffered waits for a record; a reset drops it.
+        assert_eq!(
+            l.skip_to(20, GapReason::Retention).map(|g| g.first),
+            Some(10)
+        );
+        assert_eq!(l.seal(), Err(LedgerError::Empty));
+        l.reset(10);
+        assert!(l.pending_gaps().is_empty());
+        assert_eq!(l.accepted_next(), 10);
     }
 
     // ---- A model of the whole commit protocol -------------------------------------------------

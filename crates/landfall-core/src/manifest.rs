@@ -26,6 +26,44 @@ impl OffsetRange {
     }
 }
 
+/// Why offsets inside a batch's range were never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// Kafka's retention deleted them before they were landed (the partition was out of range
+    /// below the log start; Landfall continued from the log start).
+    Retention,
+}
+
+impl GapReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::Retention => "retention",
+        }
+    }
+}
+
+/// Offsets `first..=last` inside a batch's range that were skipped, not read, and why. The
+/// batch's range still starts where the previous commit ends, so the chain of commits stays
+/// gap-free; the skip is explained inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub first: i64,
+    pub last: i64,
+    pub reason: GapReason,
+}
+
+impl Gap {
+    /// Offsets skipped.
+    pub fn len(&self) -> u64 {
+        (self.last - self.first + 1).max(0) as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// Full URL, e.g. `s3://lake/raw/orders/dt=2026-11-21/hour=10/orders+0+...parquet`.
@@ -58,6 +96,9 @@ pub struct Manifest {
     pub topic: String,
     pub partition: i32,
     pub offsets: OffsetRange,
+    /// Offsets inside `offsets` that were skipped, not read, with the reason; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
     /// Records consumed: `rows + dead_lettered`.
     pub records: u64,
     pub rows: u64,
@@ -190,6 +231,7 @@ impl Manifest {
             topic: batch.tp.topic.to_string(),
             partition: batch.tp.partition,
             offsets: batch.offsets,
+            gaps: batch.gaps.clone(),
             records: batch.records,
             rows: batch.rows(),
             dead_lettered: batch.rejected.len() as u64,
@@ -230,6 +272,7 @@ mod tests {
             topic: "t".into(),
             partition: 1,
             offsets: OffsetRange::new(10, 19),
+            gaps: vec![],
             records: 10,
             rows: 9,
             dead_lettered: 1,

@@ -16,7 +16,12 @@
 //!   paused meanwhile; a lost race drops everything local, bumps the epoch (records fetched
 //!   before are stale) and asks for recovery, then seeks to where the store says it continues;
 //! - a partition is paused for a reason (memory, retry) and resumed when no reason is left; a
-//!   newly assigned partition is explicitly resumed, so no pause outlives an assignment.
+//!   newly assigned partition is explicitly resumed, so no pause outlives an assignment;
+//! - offsets are never skipped silently: when Kafka no longer holds a partition's next offset
+//!   (retention, [`SinkState::out_of_range`] or found at assignment), the partition continues
+//!   from the log start and the skipped offsets ride in the next batch as an explained gap;
+//!   when the log ends before where Landfall stands (topic recreated, log truncated), that
+//!   partition stops (paused, reported stuck) and nothing is skipped or dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +31,7 @@ use crate::buffer::{BufferError, BufferFormat, PartitionBuffer, SealedBatch};
 use crate::config::StartFrom;
 use crate::flush::{FlushPolicy, FlushReason};
 use crate::ledger::{Accept, LedgerError, OffsetLedger};
-use crate::manifest::{Landed, OffsetRange};
+use crate::manifest::{Gap, GapReason, Landed, OffsetRange};
 use crate::record::{KafkaRecord, TopicPartition};
 
 /// The two clocks the machine reads, passed in by the caller.
@@ -52,13 +57,37 @@ pub fn initial_offset(start_from: StartFrom, watermarks: Option<(i64, i64)>) -> 
     }
 }
 
-/// Offsets `[next, low)` the topic no longer holds though no commit covers them: retention
-/// removed them before they were landed. `None` when nothing is missing or nothing is known.
-pub fn retention_gap(next: i64, watermarks: Option<(i64, i64)>) -> Option<(i64, i64)> {
-    watermarks
-        .map(|(low, _)| low)
-        .filter(|&low| next < low)
-        .map(|low| (next, low))
+/// A partition whose log ends before where Landfall stands: Kafka holds `low..high`, but
+/// Landfall has read (or the store says it continues) up to `position`. Its `Display` is the
+/// operator's error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfRange {
+    pub tp: TopicPartition,
+    /// The first offset no commit covers (what the store says).
+    pub durable_next: i64,
+    /// The next offset Landfall expected from Kafka.
+    pub position: i64,
+    pub low: i64,
+    pub high: i64,
+}
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{tp}: Kafka holds offsets {low}..{high} (low..high watermark) but Landfall's position \
+             is {position} (landed up to {durable_next}): the log is shorter than what Landfall \
+             read, so the topic was deleted and recreated or its log truncated (e.g. an unclean \
+             leader election). This partition is stopped; nothing below {position} is taken as a \
+             duplicate and nothing is skipped; the other partitions go on. To start it over, \
+             follow \"A partition out of range above the log end\" in docs/operations.md",
+            tp = self.tp,
+            low = self.low,
+            high = self.high,
+            position = self.position,
+            durable_next = self.durable_next,
+        )
+    }
 }
 
 /// What the caller must do.
@@ -105,6 +134,15 @@ pub enum Action {
     },
     /// A partition reported stuck landed again (or is no longer ours).
     Unstuck(TopicPartition),
+    /// Kafka no longer holds `gap` of `tp` (retention): the partition continues after it, and
+    /// the next batch's manifest records it. Said once per gap (log it).
+    Skipped {
+        tp: TopicPartition,
+        gap: Gap,
+    },
+    /// `tp`'s log ends before where Landfall stands: the partition is stopped (paused,
+    /// counted in [`SinkState::stuck`]) until it is revoked. Said once (log it as an error).
+    Halted(OutOfRange),
 }
 
 /// How a landing ended, as the machine needs to know it.
@@ -125,11 +163,22 @@ pub struct PauseReasons {
     pub memory: bool,
     /// Its oldest batch failed to land and waits to be retried.
     pub retry: bool,
+    /// Its log ends before where Landfall stands: stopped until revoked (see [`OutOfRange`]).
+    pub out_of_range: bool,
 }
 
 impl PauseReasons {
     pub fn any(self) -> bool {
-        self.memory || self.retry
+        self.memory || self.retry || self.out_of_range
+    }
+
+    /// What is left when a commit (or a recovery) clears the transient reasons: a stopped
+    /// partition stays stopped.
+    fn after_commit(self) -> PauseReasons {
+        PauseReasons {
+            out_of_range: self.out_of_range,
+            ..PauseReasons::default()
+        }
     }
 }
 
@@ -176,7 +225,13 @@ struct Queued {
 }
 
 struct Partition {
+    /// The life of the partition's landings: an outcome quoting another epoch is of an earlier
+    /// life (before a revoke or a lost race) and ignored.
     epoch: u64,
+    /// What records must be tagged with: the epoch of the last start or seek. Equal to `epoch`
+    /// except after a seek that keeps local state (a retention skip), which must not orphan the
+    /// landing in flight.
+    fetch_epoch: u64,
     phase: Phase,
     ledger: OffsetLedger<Queued>,
     buffer: PartitionBuffer,
@@ -185,6 +240,8 @@ struct Partition {
     /// When (monotonic ms) the oldest batch first failed to land, while it keeps failing.
     failing_since: Option<u64>,
     reported_stuck: bool,
+    /// Its log ends before where Landfall stands: stopped, reported once.
+    halted: Option<OutOfRange>,
 }
 
 impl Partition {
@@ -194,6 +251,28 @@ impl Partition {
         self.failures = 0;
         self.failing_since = None;
         std::mem::take(&mut self.reported_stuck)
+    }
+
+    /// What to do with a partition whose next offset Kafka may not hold (`low..high` it does).
+    /// Applies a skip or a stop to the partition; the caller emits the actions.
+    fn decide_out_of_range(&mut self, tp: &TopicPartition, low: i64, high: i64) -> Decision {
+        let position = self.ledger.accepted_next();
+        if position > high {
+            let o = OutOfRange {
+                tp: tp.clone(),
+                durable_next: self.ledger.durable_next(),
+                position,
+                low,
+                high,
+            };
+            self.paused.out_of_range = true;
+            self.halted = Some(o.clone());
+            return Decision::Halt(o);
+        }
+        match self.ledger.skip_to(low, GapReason::Retention) {
+            Some(gap) => Decision::Skip(gap),
+            None => Decision::InRange,
+        }
     }
 
     fn landing(&self) -> bool {
@@ -221,6 +300,22 @@ impl Partition {
     }
 }
 
+enum Decision {
+    Skip(Gap),
+    Halt(OutOfRange),
+    InRange,
+}
+
+/// A partition taken on by [`SinkState::assign_within`].
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// What its records must be tagged with.
+    pub epoch: u64,
+    /// Where the consumer starts it: the store's position, or the log start after a gap.
+    pub start: i64,
+    pub actions: Vec<Action>,
+}
+
 /// What a partition looks like from outside (metrics, `/status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionStatus {
@@ -235,6 +330,8 @@ pub struct PartitionStatus {
     pub failures: u32,
     /// Reported stuck: the oldest batch has failed to land for `stuck_after_ms`.
     pub stuck: bool,
+    /// Stopped because its log ends before where Landfall stands.
+    pub out_of_range: Option<OutOfRange>,
 }
 
 /// Records counted by topic, for the consumed/duplicate metrics.
@@ -337,23 +434,101 @@ impl SinkState {
     /// `tp` is ours from `next` on (the store said so). Returns the epoch its records must carry.
     /// The partition is resumed explicitly: whatever paused it in an earlier assignment is over.
     pub fn assign(&mut self, tp: TopicPartition, next: i64) -> (u64, Vec<Action>) {
+        let a = self.assign_within(tp, next, None);
+        (a.epoch, a.actions)
+    }
+
+    /// [`Self::assign`], knowing the partition's (low, high) watermarks: a `next` below the log
+    /// start (the sink was down longer than retention) starts at the log start, the skipped
+    /// offsets recorded as a gap; a `next` beyond the log end stops the partition (see
+    /// [`OutOfRange`]) — it starts paused at `next`, never lower.
+    pub fn assign_within(
+        &mut self,
+        tp: TopicPartition,
+        next: i64,
+        watermarks: Option<(i64, i64)>,
+    ) -> Assignment {
         let mut out = self.remove(std::slice::from_ref(&tp));
         let epoch = self.next_epoch();
-        self.parts.insert(
-            tp.clone(),
-            Partition {
-                epoch,
-                phase: Phase::Running,
-                ledger: OffsetLedger::new(next),
-                buffer: PartitionBuffer::new(tp.clone()),
-                failures: 0,
-                paused: PauseReasons::default(),
-                failing_since: None,
-                reported_stuck: false,
-            },
-        );
-        out.push(Action::Resume(tp));
-        (epoch, out)
+        let mut p = Partition {
+            epoch,
+            fetch_epoch: epoch,
+            phase: Phase::Running,
+            ledger: OffsetLedger::new(next),
+            buffer: PartitionBuffer::new(tp.clone()),
+            failures: 0,
+            paused: PauseReasons::default(),
+            failing_since: None,
+            reported_stuck: false,
+            halted: None,
+        };
+        out.push(Action::Resume(tp.clone()));
+        if let Some((low, high)) = watermarks {
+            match p.decide_out_of_range(&tp, low, high) {
+                Decision::Skip(gap) => out.push(Action::Skipped {
+                    tp: tp.clone(),
+                    gap,
+                }),
+                Decision::Halt(o) => {
+                    out.push(Action::Pause(tp.clone()));
+                    out.push(Action::Halted(o));
+                }
+                Decision::InRange => {}
+            }
+        }
+        let start = p.ledger.accepted_next();
+        self.parts.insert(tp, p);
+        Assignment {
+            epoch,
+            start,
+            actions: out,
+        }
+    }
+
+    /// Kafka does not hold the offset `tp` was to be fetched from; it holds `low..high` now
+    /// (the consumer stopped fetching it). Decided from what the machine itself expects next,
+    /// not from the consumer's position, which may be of a fetch before a seek:
+    /// - below `low` (retention removed offsets before they were landed): skip to `low`,
+    ///   recording the gap for the next batch, and seek there under a new fetch epoch;
+    /// - above `high` (the log is shorter than what was read): stop the partition;
+    /// - in range (the report was about an earlier position): seek again where it stands,
+    ///   which restarts the consumer's fetch.
+    ///
+    /// A partition recovering from a lost race, being handed off or already stopped is left
+    /// alone: its recovery seeks anyway, its next owner decides again, it is stopped.
+    pub fn out_of_range(&mut self, tp: &TopicPartition, low: i64, high: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let fetch_epoch = self.epochs + 1;
+        let Some(p) = self.parts.get_mut(tp) else {
+            return out;
+        };
+        if p.phase != Phase::Running || p.halted.is_some() {
+            return out;
+        }
+        let was_paused = p.paused.any();
+        let decision = p.decide_out_of_range(tp, low, high);
+        if let Decision::Halt(o) = decision {
+            if !was_paused {
+                out.push(Action::Pause(tp.clone()));
+            }
+            out.push(Action::Halted(o));
+            return out;
+        }
+        p.fetch_epoch = fetch_epoch;
+        let offset = p.ledger.accepted_next();
+        self.epochs = fetch_epoch;
+        if let Decision::Skip(gap) = decision {
+            out.push(Action::Skipped {
+                tp: tp.clone(),
+                gap,
+            });
+        }
+        out.push(Action::Seek {
+            tp: tp.clone(),
+            offset,
+            epoch: fetch_epoch,
+        });
+        out
     }
 
     /// Begin handing `tps` off: land what they hold, retrying without delay. When
@@ -424,11 +599,14 @@ impl SinkState {
         }
         p.ledger.reset(next);
         p.phase = Phase::Running;
+        p.fetch_epoch = epoch;
         out.push(Action::Seek {
             tp: tp.clone(),
             offset: next,
             epoch,
         });
+        // A stop for a log shorter than where it stood is decided again from the new position.
+        p.halted = None;
         if p.paused.any() {
             p.paused = PauseReasons::default();
             out.push(Action::Resume(tp.clone()));
@@ -454,7 +632,7 @@ impl SinkState {
                 tally.stale += 1;
                 continue;
             };
-            if p.epoch != epoch || p.phase != Phase::Running {
+            if p.fetch_epoch != epoch || p.phase != Phase::Running || p.halted.is_some() {
                 tally.stale += 1;
                 continue;
             }
@@ -573,8 +751,10 @@ impl SinkState {
                 // A commit freed memory and proved the store works: both reasons are gone (the
                 // budget pauses it again if memory is still short).
                 if p.paused.any() {
-                    p.paused = PauseReasons::default();
-                    out.push(Action::Resume(tp.clone()));
+                    p.paused = p.paused.after_commit();
+                    if !p.paused.any() {
+                        out.push(Action::Resume(tp.clone()));
+                    }
                 }
                 self.pump(tp, now, &mut out);
                 self.flush_if_due(tp, now, &mut out)?;
@@ -583,6 +763,7 @@ impl SinkState {
                 let epoch = self.next_epoch();
                 let p = self.parts.get_mut(tp).expect("present");
                 p.epoch = epoch;
+                p.fetch_epoch = epoch;
                 p.phase = Phase::Recovering;
                 p.buffer.clear();
                 p.ledger.reset(theirs.offsets.next);
@@ -637,20 +818,30 @@ impl SinkState {
         self.parts.len()
     }
 
-    /// Partitions reported stuck.
+    /// Partitions reported stuck: landings failing for `stuck_after_ms`, or stopped because
+    /// their log ends before where Landfall stands.
     pub fn stuck(&self) -> usize {
-        self.parts.values().filter(|p| p.reported_stuck).count()
+        self.parts
+            .values()
+            .filter(|p| p.reported_stuck || p.halted.is_some())
+            .count()
     }
 
     pub fn paused(&self) -> usize {
         self.parts.values().filter(|p| p.paused.any()).count()
     }
 
-    /// Paused partitions by reason: (memory, retry). One paused for both counts in both.
-    pub fn paused_by_reason(&self) -> (usize, usize) {
-        self.parts.values().fold((0, 0), |(m, r), p| {
-            (m + p.paused.memory as usize, r + p.paused.retry as usize)
-        })
+    /// Paused partitions by reason (`memory`, `retry`, `out_of_range`, the metric's labels).
+    /// One paused for several reasons counts in each.
+    pub fn paused_by_reason(&self) -> [(&'static str, usize); 3] {
+        let count = |f: fn(&PauseReasons) -> bool| {
+            self.parts.values().filter(|p| f(&p.paused)).count()
+        };
+        [
+            ("memory", count(|r| r.memory)),
+            ("retry", count(|r| r.retry)),
+            ("out_of_range", count(|r| r.out_of_range)),
+        ]
     }
 
     /// Bytes held: buffers plus sealed batches (landing or queued).
@@ -674,14 +865,21 @@ impl SinkState {
                 paused: p.paused,
                 failures: p.failures,
                 stuck: p.reported_stuck,
+                out_of_range: p.halted.clone(),
             })
             .collect();
         v.sort_by(|a, b| a.tp.cmp(&b.tp));
         v
     }
 
+    /// The epoch `tp`'s landings run under.
     pub fn epoch(&self, tp: &TopicPartition) -> Option<u64> {
         self.parts.get(tp).map(|p| p.epoch)
+    }
+
+    /// The epoch `tp`'s records must carry.
+    pub fn fetch_epoch(&self, tp: &TopicPartition) -> Option<u64> {
+        self.parts.get(tp).map(|p| p.fetch_epoch)
     }
 
     // ---- internals ---------------------------------------------------------------------------
@@ -730,11 +928,12 @@ impl SinkState {
         let p = self.parts.get_mut(tp).expect("checked above");
         let (ledger, buffer) = (&mut p.ledger, &mut p.buffer);
         ledger
-            .seal_with(|range: OffsetRange| {
-                let batch = buffer
+            .seal_with(|range: OffsetRange, gaps: &[Gap]| {
+                let mut batch = buffer
                     .seal(fmt, reason, range, &attempt, now.wall_us)
                     .map_err(Box::new)?
                     .expect("the buffer holds records");
+                batch.gaps = gaps.to_vec();
                 Ok::<_, StateError>(Queued {
                     batch: Arc::new(batch),
                     front: Front::Waiting,

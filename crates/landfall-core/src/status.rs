@@ -78,6 +78,10 @@ pub struct PartitionReport {
     pub paused_because: Vec<&'static str>,
     /// Its oldest batch has failed to land for `runtime.stuck_after_ms`.
     pub stuck: bool,
+    /// Set when the partition is stopped because Kafka's log ends before its position (topic
+    /// recreated, log truncated): the operator's message, naming the offsets and the procedure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_range: Option<String>,
     /// Consecutive failed landings of its oldest batch.
     pub failures: u32,
     /// The last batch this process committed for it.
@@ -240,6 +244,9 @@ impl Observer {
                 if p.paused.retry {
                     paused_because.push("retry");
                 }
+                if p.paused.out_of_range {
+                    paused_because.push("out_of_range");
+                }
                 PartitionReport {
                     topic: p.tp.topic.to_string(),
                     partition: p.tp.partition,
@@ -257,6 +264,7 @@ impl Observer {
                     paused: p.paused.any(),
                     paused_because,
                     stuck: p.stuck,
+                    out_of_range: p.out_of_range.as_ref().map(|o| o.to_string()),
                     failures: p.failures,
                     last_batch,
                     freshness_seconds,
@@ -311,6 +319,9 @@ pub fn readiness(sinks: &[SinkStatus]) -> Result<(), Vec<String>> {
                     "sink `{name}`: {}[{}] recovering its position after a lost commit race",
                     p.topic, p.partition
                 ));
+            }
+            if let Some(stopped) = &p.out_of_range {
+                why.push(format!("sink `{name}`: out of range: {stopped}"));
             }
             if p.stuck {
                 let last = p

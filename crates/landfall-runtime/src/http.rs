@@ -4,7 +4,8 @@
 //!   a wedged loop is what a restart fixes.
 //! - `/readyz`: readiness. Every sink started (store probe and Kafka preflight passed), every
 //!   assigned partition recovered its position from the store, none stuck. A stuck partition
-//!   (its landings failing for `runtime.stuck_after_ms`) is reported here rather than by
+//!   (its landings failing for `runtime.stuck_after_ms`, or stopped because Kafka's log ends
+//!   before its position) is reported here rather than by
 //!   liveness: restarting the process does not fix a failing store, and a restart loop would
 //!   hide the error that does.
 //! - `/status`: JSON per sink and partition (`docs/operations.md#status`).

@@ -23,7 +23,7 @@ const FLUSH_REASONS: [FlushReason; 6] = [
 ];
 pub const STORE_ERROR_CLASSES: [&str; 2] = ["transient", "permanent"];
 pub const RETRY_STAGES: [&str; 2] = ["landing", "recovery"];
-pub const PAUSE_REASONS: [&str; 2] = ["memory", "retry"];
+pub const PAUSE_REASONS: [&str; 3] = ["memory", "retry", "out_of_range"];
 pub const FAILURE_CLASSES: [&str; 6] = [
     "kafka",
     "store",
@@ -40,6 +40,7 @@ pub struct Metrics {
     pub records_landed: IntCounterVec,
     pub records_dead_lettered: IntCounterVec,
     pub records_duplicate: IntCounterVec,
+    pub offsets_skipped: IntCounterVec,
     pub bytes_landed: IntCounterVec,
     pub files_landed: IntCounterVec,
     pub batches_committed: IntCounterVec,
@@ -139,6 +140,12 @@ impl Metrics {
                 "Re-delivered records dropped because they were already buffered or landed",
                 st,
             ),
+            offsets_skipped: counter(
+                &r,
+                "landfall_offsets_skipped_total",
+                "Offsets skipped without being read, as explained in committed manifests' gaps, by reason (retention: Kafka deleted them before they were landed)",
+                &["sink", "topic", "reason"],
+            ),
             bytes_landed: counter(
                 &r,
                 "landfall_bytes_landed_total",
@@ -190,7 +197,7 @@ impl Metrics {
             partitions_stuck: gauge(
                 &r,
                 "landfall_partitions_stuck",
-                "Partitions whose oldest batch has failed to land for runtime.stuck_after_ms (retries go on)",
+                "Partitions whose oldest batch has failed to land for runtime.stuck_after_ms (retries go on), or stopped because Kafka's log ends before their position",
                 &["sink"],
             ),
             durable_offset: gauge(
@@ -355,6 +362,13 @@ impl Metrics {
         self.batches_committed
             .with_label_values(&[sink, &m.topic, &m.flush_reason])
             .inc();
+        // Counted when committed, from the manifest: each skipped offset once, as the
+        // manifests explain it, however often the skip was decided before it landed.
+        for g in &m.gaps {
+            self.offsets_skipped
+                .with_label_values(&[sink, &m.topic, g.reason.as_str()])
+                .inc_by(g.len());
+        }
         self.landing_seconds
             .with_label_values(&[sink])
             .observe(took.as_secs_f64());

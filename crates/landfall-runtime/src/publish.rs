@@ -137,6 +137,7 @@ mod tests {
             topic: "t".into(),
             partition: 3,
             offsets: OffsetRange::new(10, 19),
+            gaps: vec![],
             records: 10,
             rows: 10,
             dead_lettered: 0,

@@ -19,7 +19,7 @@ use landfall_core::config::{SinkConfig, StartFrom};
 use landfall_core::flush::FlushPolicy;
 use landfall_core::manifest::{rfc3339_ms, Landed};
 use landfall_core::state::{
-    initial_offset, retention_gap, Action, LandingResult, Now, SinkState, StateError, StateSettings,
+    initial_offset, Action, LandingResult, Now, SinkState, StateError, StateSettings,
 };
 use landfall_core::status::{ErrorReport, Observer, SinkPhase, SinkStatus};
 use landfall_core::TopicPartition;
@@ -553,6 +553,17 @@ impl Sink {
                 Action::Unstuck(tp) => {
                     info!(sink = %self.name, %tp, "partition no longer stuck");
                 }
+                Action::Skipped { tp, gap } => {
+                    warn!(sink = %self.name, topic = %tp.topic, partition = tp.partition,
+                        first = gap.first, last = gap.last, offsets = gap.len(), reason = gap.reason.as_str(),
+                        "Kafka no longer holds offsets {}..={} of {tp}: they were not landed; continuing at {}, the next batch's manifest records the gap",
+                        gap.first, gap.last, gap.last + 1);
+                }
+                Action::Halted(o) => {
+                    error!(sink = %self.name, topic = %o.tp.topic, partition = o.tp.partition,
+                        position = o.position, durable_next = o.durable_next, low = o.low, high = o.high,
+                        "partition out of range above the log end: {o}");
+                }
             }
         }
         self.metrics
@@ -569,8 +580,7 @@ impl Sink {
             .partitions_paused
             .with_label_values(&[&self.name])
             .set(self.state.paused() as i64);
-        let (memory, retry) = self.state.paused_by_reason();
-        for (reason, n) in [("memory", memory), ("retry", retry)] {
+        for (reason, n) in self.state.paused_by_reason() {
             self.metrics
                 .partitions_paused_by_reason
                 .with_label_values(&[&self.name, reason])
@@ -622,21 +632,18 @@ impl Sink {
                 let _ = reply.send(());
                 r
             }
-            // Not handled yet (retention gap: seek to `low` and record the gap; high side: stop
-            // the partition): stop rather than skip anything.
+            // The machine decides from where it stands (the consumer's position may be of a
+            // fetch before a seek): skip a retention gap explicitly, or stop the partition.
             ConsumerEvent::OffsetOutOfRange {
                 tp,
                 position,
                 low,
                 high,
             } => {
-                error!(sink = %self.name, %tp, ?position, low, high, "offset out of range");
-                Err(SinkError::Consumer {
-                    sink: self.name.clone(),
-                    message: format!(
-                        "{tp}: offset {position:?} is out of range (Kafka holds {low}..{high}); stopping, nothing was skipped"
-                    ),
-                })
+                debug!(sink = %self.name, %tp, ?position, low, high, "offset out of range");
+                let actions = self.state.out_of_range(&tp, low, high);
+                self.perform(actions);
+                Ok(())
             }
             ConsumerEvent::Fatal(message) => Err(SinkError::Consumer {
                 sink: self.name.clone(),
@@ -863,21 +870,21 @@ impl Sink {
         let mut starts = Vec::new();
         for (a, r) in partitions.into_iter().zip(results) {
             let rec = r?;
-            if let Some((from, to)) = retention_gap(rec.next, a.watermarks) {
-                warn!(sink = %self.name, tp = %a.tp, next = rec.next, earliest = to,
-                    "the topic no longer holds offsets {from}..{to}: retention removed them before they were landed");
-            }
             info!(sink = %self.name, tp = %a.tp, next = rec.next, via = rec.via, listed = rec.listed, "partition recovered");
             self.metrics
                 .durable_offset
                 .with_label_values(&[self.name.as_str(), &a.tp.topic, &a.tp.partition.to_string()])
                 .set(rec.next);
-            let (epoch, actions) = self.state.assign(a.tp.clone(), rec.next);
-            self.perform(actions);
+            // Below the log start (down longer than retention) it starts at the log start with
+            // an explained gap; beyond the log end it is stopped. The machine decides.
+            let assigned = self
+                .state
+                .assign_within(a.tp.clone(), rec.next, a.watermarks);
+            self.perform(assigned.actions);
             starts.push(StartAt {
                 tp: a.tp,
-                offset: rec.next,
-                epoch,
+                offset: assigned.start,
+                epoch: assigned.epoch,
             });
         }
         self.metrics

@@ -87,6 +87,8 @@ struct Script {
     shutdown: CancellationToken,
     /// The stores as the test reads them (without the faults the sink sees).
     stores: SinkStores,
+    /// The sink's metrics, as `/metrics` shows them.
+    metrics: Metrics,
 }
 
 impl Script {
@@ -94,10 +96,11 @@ impl Script {
         let (events_tx, mut events) = mpsc::channel(8);
         let (commands_tx, commands) = std_mpsc::channel();
         let shutdown = CancellationToken::new();
+        let metrics = Metrics::new();
         let ctx = SinkContext {
             config: cfg,
             stores,
-            metrics: Metrics::new(),
+            metrics: metrics.clone(),
             writer_id: "scripted".into(),
         };
         let token = shutdown.clone();
@@ -109,6 +112,7 @@ impl Script {
             sink,
             shutdown,
             stores: view,
+            metrics,
         }
     }
 
@@ -169,6 +173,19 @@ impl Script {
             .expect("the sink answers a revoke");
     }
 
+    /// The consumer found `partition` out of range (as `poll::on_offset_reset` reports it).
+    async fn out_of_range(&mut self, partition: i32, position: i64, low: i64, high: i64) {
+        self.events
+            .send(ConsumerEvent::OffsetOutOfRange {
+                tp: TopicPartition::new(TOPIC, partition),
+                position: Some(position),
+                low,
+                high,
+            })
+            .await
+            .expect("sink alive");
+    }
+
     async fn deliver(&mut self, partition: i32, epoch: u64, offsets: std::ops::Range<i64>) {
         let recs: Vec<_> = offsets
             .map(|o| Tagged {
@@ -218,6 +235,17 @@ impl Script {
                     .all(|(p, n)| next.get(p) >= Some(n))
                     .then_some(())
             }
+        })
+        .await;
+    }
+
+    /// Wait until the sink has taken `n` records into its buffers in all (what
+    /// `landfall_records_consumed_total` counts), so a shutdown right after lands them.
+    async fn await_consumed(&self, n: u64) {
+        let metrics = self.metrics.clone();
+        let name = format!(r#"landfall_records_consumed_total{{sink="scripted",topic="{TOPIC}"}}"#);
+        eventually("records taken", WAIT, || {
+            std::future::ready((sample(&metrics, &name) == Some(n as f64)).then_some(()))
         })
         .await;
     }
@@ -555,4 +583,182 @@ async fn a_deterministic_4xx_stops_the_sink_instead_of_retrying_forever() {
         "{shown}"
     );
     assert!(manifests(&s.stores.markers, "scripted").await.is_empty());
+}
+
+/// The value of one sample of `/metrics`, e.g. `landfall_partitions_stuck{sink="scripted"}`.
+fn sample(metrics: &Metrics, name_and_labels: &str) -> Option<f64> {
+    metrics.render().lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+/// The `gaps` a manifest's JSON carries, as (first, last, reason).
+fn gaps_of(m: &landfall_core::manifest::Manifest) -> Vec<(i64, i64, String)> {
+    let v = serde_json::to_value(m).unwrap();
+    v.get("gaps")
+        .and_then(|g| g.as_array())
+        .map(|gs| {
+            gs.iter()
+                .map(|g| {
+                    (
+                        g["first"].as_i64().unwrap(),
+                        g["last"].as_i64().unwrap(),
+                        g["reason"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const SKIPPED: &str =
+    r#"landfall_offsets_skipped_total{reason="retention",sink="scripted",topic="orders"}"#;
+
+/// Retention deleted offsets 30..=99 of partition 0 before they were landed: the consumer
+/// reports the partition out of range below the log start. The sink continues from the log
+/// start (a seek under a new epoch), and the next batch's manifest explains the jump; the chain
+/// of commit records stays gap-free; the skipped offsets are counted; partition 1 is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_gap_continues_from_the_log_start_and_is_explained_in_the_manifest() {
+    let stores = memory_stores(Arc::new(InMemory::new()));
+    let mut s = Script::start(
+        config("max_records = 1000\nmax_age_ms = 60000"),
+        stores.clone(),
+        stores,
+    );
+    let starts = s.assign(&[0, 1]).await;
+    s.deliver(0, starts[&0].epoch, 0..30).await;
+    s.deliver(1, starts[&1].epoch, 0..30).await;
+    s.out_of_range(0, 30, 100, 200).await;
+    let (tp, offset, epoch) = s
+        .await_command("a seek to the log start", |c| match c {
+            ConsumerCommand::Seek { tp, offset, epoch } => Some((tp.clone(), *offset, *epoch)),
+            _ => None,
+        })
+        .await;
+    assert_eq!((tp.partition, offset), (0, 100));
+    assert!(epoch > starts[&0].epoch);
+    // Records fetched before the seek are stale; those after it land.
+    s.deliver(0, starts[&0].epoch, 30..40).await;
+    s.deliver(0, epoch, 100..150).await;
+    s.deliver(1, starts[&1].epoch, 30..60).await;
+    s.await_consumed(30 + 30 + 50 + 30).await;
+    let metrics = s.metrics.clone();
+    let (_, stores) = s.stop().await;
+    let ms = manifests(&stores.markers, "scripted").await;
+    let p0: Vec<_> = ms.iter().filter(|m| m.partition == 0).collect();
+    assert_eq!(p0.len(), 1, "{p0:?}");
+    assert_eq!(p0[0].offsets, OffsetRange::new(0, 149));
+    assert_eq!(p0[0].records, 80);
+    assert_eq!(gaps_of(p0[0]), vec![(30, 99, "retention".to_string())]);
+    assert!(ms
+        .iter()
+        .filter(|m| m.partition == 1)
+        .all(|m| gaps_of(m).is_empty()));
+    let mut landed = ms.clone();
+    landed.sort_by_key(|m| m.partition);
+    let rows = landed_offsets(&stores.data, &landed).await;
+    let p0_rows: Vec<i64> = rows
+        .iter()
+        .filter(|(_, p, _)| *p == 0)
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(p0_rows, (0..30).chain(100..150).collect::<Vec<_>>());
+    let p1_rows: Vec<i64> = rows
+        .iter()
+        .filter(|(_, p, _)| *p == 1)
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(p1_rows, (0..60).collect::<Vec<_>>());
+    let skipped = sample(&metrics, SKIPPED);
+    eprintln!(
+        "manifest gaps {:?}, {SKIPPED} = {skipped:?}",
+        gaps_of(p0[0])
+    );
+    assert_eq!(skipped, Some(70.0));
+}
+
+/// The sink was down longer than retention: the store says partition 0 continues at 50, but the
+/// topic now starts at 100. The partition starts at the log start, and the gap is explained in
+/// the first manifest after it, as when the consumer finds it out of range while running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_recovered_below_the_log_start_continues_there_with_an_explained_gap() {
+    let stores = memory_stores(Arc::new(InMemory::new()));
+    let mut s = Script::start(
+        config("max_records = 1000\nmax_age_ms = 60000"),
+        stores.clone(),
+        stores,
+    );
+    let starts = s.assign(&[0]).await;
+    s.deliver(0, starts[&0].epoch, 0..50).await;
+    s.revoke(&[0]).await;
+    // Assigned again while retention has removed everything below 100.
+    let again = s.assign_with(&[0], Some((100, 300))).await;
+    assert_eq!(again[&0].offset, 100, "{again:?}");
+    s.deliver(0, again[&0].epoch, 100..120).await;
+    s.await_consumed(50 + 20).await;
+    let metrics = s.metrics.clone();
+    let (_, stores) = s.stop().await;
+    let mut ms = manifests(&stores.markers, "scripted").await;
+    ms.sort_by_key(|m| m.offsets.first);
+    let ranges: Vec<_> = ms.iter().map(|m| (m.offsets, gaps_of(m))).collect();
+    eprintln!(
+        "commits {ranges:?}, {SKIPPED} = {:?}",
+        sample(&metrics, SKIPPED)
+    );
+    assert_eq!(
+        ranges,
+        vec![
+            (OffsetRange::new(0, 49), vec![]),
+            (
+                OffsetRange::new(50, 119),
+                vec![(50, 99, "retention".to_string())]
+            ),
+        ]
+    );
+    assert_eq!(sample(&metrics, SKIPPED), Some(50.0));
+}
+
+/// The log of partition 0 is shorter than what Landfall landed (the topic was recreated): the
+/// consumer reports it out of range above the high watermark. That partition stops — no seek,
+/// nothing dropped as a duplicate, reported stuck (metric and `/healthz`) — while partition 1
+/// keeps landing, and the sink itself keeps running and stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_log_stops_only_that_partition_and_reports_it() {
+    let stores = memory_stores(Arc::new(InMemory::new()));
+    let mut s = Script::start(
+        config("max_records = 50\nmax_age_ms = 60000"),
+        stores.clone(),
+        stores,
+    );
+    let starts = s.assign(&[0, 1]).await;
+    s.deliver(0, starts[&0].epoch, 0..50).await;
+    s.deliver(1, starts[&1].epoch, 0..50).await;
+    s.await_landed(&BTreeMap::from([(0, 50), (1, 50)])).await;
+    s.out_of_range(0, 50, 0, 10).await;
+    let stuck = r#"landfall_partitions_stuck{sink="scripted"}"#;
+    let metrics = s.metrics.clone();
+    eventually("partition 0 reported stuck", WAIT, || {
+        std::future::ready((sample(&metrics, stuck) == Some(1.0)).then_some(()))
+    })
+    .await;
+    let (code, body) = landfall_runtime::http::ready(&metrics);
+    eprintln!("{stuck} = 1; /healthz {code}: {body}");
+    assert_eq!(code.as_u16(), 503);
+    assert!(body.contains("out of range"), "{body}");
+    // Partition 1 keeps landing.
+    s.deliver(1, starts[&1].epoch, 50..100).await;
+    s.await_landed(&BTreeMap::from([(1, 100)])).await;
+    let (seen, stores) = s.stop().await;
+    assert!(
+        !seen
+            .iter()
+            .any(|c| matches!(c, ConsumerCommand::Seek { .. })),
+        "the stopped partition was moved"
+    );
+    assert!(seen.iter().any(|c| matches!(c,
+        ConsumerCommand::Pause(tps) if tps.contains(&TopicPartition::new(TOPIC, 0)))));
+    assert_exact(&stores, &BTreeMap::from([(0, 0..50), (1, 0..100)])).await;
 }

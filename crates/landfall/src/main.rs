@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use landfall_core::config::{check_sinks, config_files_in, SinkConfig, TopicSelection};
-use landfall_core::coverage::analyze;
+use landfall_core::coverage::analyze_batches;
 use landfall_core::keys::FileKind;
 use landfall_core::orphans::{GcView, Verdict};
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
@@ -72,8 +72,8 @@ enum Command {
         #[command(flatten)]
         configs: Configs,
     },
-    /// Report, per partition, the offsets the committed markers cover; exit 1 on an overlap or an
-    /// unexplained gap.
+    /// Report, per partition, the offsets the committed markers cover and the skips they explain
+    /// (retention); exit 1 on an overlap or a hole between commits.
     Verify {
         #[command(flatten)]
         configs: Configs,
@@ -262,14 +262,17 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
     for cfg in sinks {
         let st = stores(&cfg)?;
         let (manifests, genesis) = scan::load_commits(&st.markers, &cfg.name).await?;
-        let mut by_partition: BTreeMap<(String, i32), Vec<landfall_core::manifest::OffsetRange>> =
-            BTreeMap::new();
+        type Batches<'a> = Vec<(
+            landfall_core::manifest::OffsetRange,
+            &'a [landfall_core::manifest::Gap],
+        )>;
+        let mut by_partition: BTreeMap<(String, i32), Batches<'_>> = BTreeMap::new();
         let mut rows: BTreeMap<(String, i32), (u64, u64)> = BTreeMap::new();
         for m in &manifests {
             by_partition
                 .entry((m.topic.clone(), m.partition))
                 .or_default()
-                .push(m.offsets);
+                .push((m.offsets, m.gaps.as_slice()));
             let e = rows.entry((m.topic.clone(), m.partition)).or_default();
             e.0 += m.rows;
             e.1 += m.dead_lettered;
@@ -302,30 +305,32 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
                 .iter()
                 .find(|g| g.topic == key.0 && g.partition == key.1)
                 .map(|g| g.first_offset);
-            let cov = analyze(g, by_partition.get(&key).map(Vec::as_slice).unwrap_or(&[]));
+            let cov = analyze_batches(g, by_partition.get(&key).map(Vec::as_slice).unwrap_or(&[]));
             let (low, high) = watermarks.get(&key).copied().unwrap_or((0, 0));
-            // A gap wholly below the topic's earliest offset is explained by retention.
-            let unexplained: Vec<(i64, i64)> = cov
-                .gaps
-                .iter()
-                .copied()
-                .filter(|&(_, b)| b >= low)
-                .collect();
-            let ok = cov.overlaps.is_empty() && unexplained.is_empty();
+            // Skips are explained inside the manifests (retention); a hole between commits is
+            // a missing commit record whatever the topic still holds.
+            let ok = cov.ok();
             clean &= ok;
+            let explained: Vec<String> = cov
+                .explained
+                .iter()
+                .map(|g| format!("{}..={} {}", g.first, g.last, g.reason.as_str()))
+                .collect();
             let (r, d) = rows.get(&key).copied().unwrap_or((0, 0));
             let pending = cov.next.map(|n| (high - n).max(0));
             if json {
                 report.push(serde_json::json!({
                     "sink": cfg.name, "topic": key.0, "partition": key.1, "ok": ok,
                     "commits": cov.commits, "covered_from": cov.start, "covered_to_next": cov.next,
-                    "gaps": cov.gaps, "unexplained_gaps": unexplained, "overlaps": cov.overlaps,
+                    "gaps": cov.gaps, "unexplained_gaps": cov.gaps, "overlaps": cov.overlaps,
+                    "explained_gaps": cov.explained, "skipped_offsets": cov.skipped(),
+                    "bad_gaps": cov.bad_gaps,
                     "rows": r, "dead_lettered": d, "topic_earliest": low, "topic_latest": high,
                     "not_yet_landed": pending,
                 }));
             } else {
                 println!(
-                    "{} {}[{}]: commits={} covered=[{}, {}) rows={} dead_lettered={} topic=[{}, {}) not_yet_landed={} gaps={:?} overlaps={:?}",
+                    "{} {}[{}]: commits={} covered=[{}, {}) rows={} dead_lettered={} topic=[{}, {}) not_yet_landed={} gaps={:?} overlaps={:?} explained_gaps=[{}] skipped={}{}",
                     if ok { "OK  " } else { "FAIL" },
                     key.0, key.1, cov.commits,
                     cov.start.map_or("-".into(), |v| v.to_string()),
@@ -333,6 +338,8 @@ async fn verify(configs: Configs, check_files: bool, json: bool) -> Result<bool>
                     r, d, low, high,
                     pending.map_or("-".into(), |v| v.to_string()),
                     cov.gaps, cov.overlaps,
+                    explained.join(", "), cov.skipped(),
+                    if cov.bad_gaps.is_empty() { String::new() } else { format!(" bad_gaps={:?}", cov.bad_gaps) },
                 );
             }
         }

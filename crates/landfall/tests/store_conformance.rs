@@ -173,6 +173,7 @@ fn manifest(
         topic: TOPIC.into(),
         partition,
         offsets,
+        gaps: vec![],
         records,
         rows: records,
         dead_lettered: 0,

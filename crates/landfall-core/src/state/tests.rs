@@ -2,7 +2,8 @@
 //! offsets, a consumer that obeys pause/resume/seek and tags records with epochs, a create-only
 //! store of commit records shared with a foreign writer (a zombie or a new owner), landings that
 //! commit, fail before writing, fail after writing (unknown outcome), lose the race, or are
-//! aborted half-way — interleaved at random with revokes, re-assignments and memory pressure.
+//! aborted half-way — interleaved at random with revokes, re-assignments, memory pressure and
+//! retention deleting the start of the log (the consumer reports the partition out of range).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::config::{
     Compression, FlushConfig, FormatConfig, MetadataColumn, ParquetConfig, Statistics,
 };
 use crate::decode::RecordDecoder;
-use crate::manifest::{Landed, Manifest, FORMAT_VERSION};
+use crate::manifest::{Gap, GapReason, Landed, Manifest, FORMAT_VERSION};
 use crate::parquet_props::writer_properties;
 
 const PARTITIONS: i32 = 2;
@@ -91,6 +92,8 @@ enum Op {
     Assign(i32),
     /// The consumer thread gets round to the seeks the sink asked for.
     ApplySeeks,
+    /// Retention deletes the log's first `n` offsets more (every partition).
+    Expire(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,6 +113,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..PARTITIONS, any::<bool>(), 0u8..4).prop_map(|(p, l, k)| Op::Revoke(p, l, k)),
         2 => (0..PARTITIONS).prop_map(Op::Assign),
         2 => Just(Op::ApplySeeks),
+        1 => (1u8..30).prop_map(Op::Expire),
     ]
 }
 
@@ -117,6 +121,8 @@ fn op() -> impl Strategy<Value = Op> {
 struct Record {
     range: OffsetRange,
     attempt: String,
+    /// Offsets skipped inside `range` (retention).
+    gaps: Vec<Gap>,
 }
 
 #[derive(Default)]
@@ -128,10 +134,14 @@ struct Consumer {
     /// A seek the sink asked for that the consumer has not performed yet: until it does, it
     /// keeps fetching from the old position under the old epoch.
     seek: Option<(i64, u64)>,
+    /// Found out of range and reported: fetches nothing until a seek or a new assignment.
+    stalled: bool,
 }
 
 struct World {
     log: Vec<i64>,
+    /// The log start: retention deleted every offset below it.
+    low: i64,
     store: BTreeMap<(i32, i64), Record>,
     consumers: HashMap<i32, Consumer>,
     inflight: Vec<(TopicPartition, u64, Arc<SealedBatch>)>,
@@ -146,6 +156,13 @@ struct World {
 }
 
 impl World {
+    /// Every log offset of `p` from its tip on was deleted by retention, or there is none: a
+    /// skip to the log start waits for a record to ride with, so nothing more can land.
+    fn unread_expired(&self, p: i32) -> bool {
+        let tip = self.tip(p);
+        self.log.iter().all(|&o| o < tip || o < self.low)
+    }
+
     fn flip(&mut self) -> bool {
         self.coin = self.coin.wrapping_mul(6364136223846793005).wrapping_add(1);
         (self.coin >> 33) & 1 == 1
@@ -165,6 +182,7 @@ impl World {
             topic: "t".into(),
             partition: p,
             offsets: r.range,
+            gaps: r.gaps.clone(),
             records: 0,
             rows: 0,
             dead_lettered: 0,
@@ -209,6 +227,7 @@ impl World {
         self.store.entry((p, first)).or_insert_with(|| Record {
             range: OffsetRange::new(first, last),
             attempt: format!("foreign-{first}"),
+            gaps: vec![],
         });
     }
 
@@ -241,6 +260,7 @@ impl World {
                                 Record {
                                     range: b.offsets,
                                     attempt: b.attempt_id.clone(),
+                                    gaps: b.gaps.clone(),
                                 },
                             );
                         }
@@ -262,6 +282,10 @@ impl World {
                         "{tp} unstuck but not stuck"
                     )
                 }
+                Action::Skipped { gap, .. } => {
+                    assert!(gap.last < self.low, "skipped {gap:?} the log still holds");
+                }
+                Action::Halted(o) => panic!("stopped although the log is whole: {o}"),
             }
         }
         self.check(state);
@@ -299,13 +323,22 @@ impl World {
             if let Some((offset, epoch)) = c.seek.take() {
                 c.position = offset;
                 c.epoch = epoch;
+                c.stalled = false;
             }
         }
     }
 
     fn deliver(&mut self, state: &mut SinkState, p: i32, n: usize) {
+        let low = self.low;
         let c = self.consumers.entry(p).or_default();
-        if !c.assigned || c.paused {
+        if !c.assigned || c.paused || c.stalled {
+            return;
+        }
+        if c.position < low {
+            // A fetch below the log start fails; the consumer stops fetching and reports it.
+            c.stalled = true;
+            let actions = state.out_of_range(&tp(p), low, LOG_END);
+            self.apply(state, actions);
             return;
         }
         let epoch = c.epoch;
@@ -329,17 +362,28 @@ impl World {
             return;
         }
         let (tp, epoch, b) = self.inflight.remove(i % self.inflight.len());
-        // A batch holds exactly the log's records in its range: it claims no offset it did
-        // not read (compacted ones aside, which the log does not have).
+        // A batch holds exactly the log's records in its range but outside its gaps: it claims
+        // no offset it did not read (compacted ones aside, which the log does not have), and
+        // every offset it skipped is one retention deleted.
+        let skipped = |o: i64| b.gaps.iter().any(|g| o >= g.first && o <= g.last);
         let in_log = self
             .log
             .iter()
-            .filter(|&&o| o >= b.offsets.first && o <= b.offsets.last)
+            .filter(|&&o| o >= b.offsets.first && o <= b.offsets.last && !skipped(o))
             .count() as u64;
         assert_eq!(b.records, in_log, "batch {:?} of {tp}", b.offsets);
+        for g in &b.gaps {
+            assert!(
+                g.first >= b.offsets.first && g.last <= b.offsets.last && g.last < self.low,
+                "gap {g:?} of batch {:?}, log start {}",
+                b.offsets,
+                self.low
+            );
+        }
         let ours = Record {
             range: b.offsets,
             attempt: b.attempt_id.clone(),
+            gaps: b.gaps.clone(),
         };
         let result = match outcome {
             Outcome::Commit => LandingResult::Landed(self.create(tp.partition, ours)),
@@ -379,14 +423,16 @@ impl World {
             return;
         }
         let next = self.tip(p);
-        let (epoch, actions) = state.assign(tp(p), next);
+        let a = state.assign_within(tp(p), next, Some((self.low, LOG_END)));
+        assert_eq!(a.start, next.max(self.low));
         let c = self.consumers.entry(p).or_default();
         // The consumer keeps whatever pause state it had: the machine must clear it.
         c.assigned = true;
-        c.position = next;
-        c.epoch = epoch;
+        c.position = a.start;
+        c.epoch = a.epoch;
         c.seek = None;
-        self.apply(state, actions);
+        c.stalled = false;
+        self.apply(state, a.actions);
     }
 
     fn revoke(&mut self, state: &mut SinkState, p: i32, lost: bool, rounds: u8) {
@@ -421,6 +467,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
     let mut state = SinkState::new(settings(max_records, budget, seed));
     let mut w = World {
         log: (0..LOG_END).filter(|o| !skips.contains(o)).collect(),
+        low: 0,
         store: BTreeMap::new(),
         consumers: HashMap::new(),
         inflight: Vec::new(),
@@ -445,7 +492,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
                 if c.assigned && c.epoch > 1 {
                     let r = (record(p, c.position), c.epoch - 1);
                     let (actions, tally) = state.records([r], w.now).unwrap();
-                    assert!(state.epoch(&tp(p)) == Some(c.epoch - 1) || tally.stale == 1);
+                    assert!(state.fetch_epoch(&tp(p)) == Some(c.epoch - 1) || tally.stale == 1);
                     w.apply(&mut state, actions);
                 }
             }
@@ -461,6 +508,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
             Op::Revoke(p, lost, rounds) => w.revoke(&mut state, p, lost, rounds),
             Op::Assign(p) => w.assign(&mut state, p),
             Op::ApplySeeks => w.apply_seeks(),
+            Op::Expire(n) => w.low = (w.low + n as i64).min(LOG_END),
         }
     }
 
@@ -481,7 +529,7 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
         w.now.mono_ms += 1_000;
         let actions = state.tick(w.now, 0).unwrap();
         w.apply(&mut state, actions);
-        let done = (0..PARTITIONS).all(|p| w.tip(p) == LOG_END || w.log.last() < Some(&w.tip(p)));
+        let done = (0..PARTITIONS).all(|p| w.tip(p) == LOG_END || w.unread_expired(p));
         if done && state.unlanded() == 0 && w.inflight.is_empty() {
             break;
         }
@@ -509,10 +557,26 @@ fn run(ops: Vec<Op>, skips: BTreeSet<i64>, max_records: u64, budget: u64, seed: 
                     .filter(move |&o| o >= r.range.first && o <= r.range.last)
             })
             .collect();
+        // The commits cover the log once, up to the tip; beyond it only offsets retention
+        // deleted are left (a skip with no record after it waits for one).
+        let tip = w.tip(p);
+        let below_tip: Vec<i64> = w.log.iter().copied().filter(|&o| o < tip).collect();
         assert_eq!(
-            covered, w.log,
+            covered, below_tip,
             "partition {p}: the commits do not cover the log once"
         );
+        assert!(
+            w.unread_expired(p),
+            "partition {p}: log left unread at {tip}"
+        );
+        // Every offset a commit skips is one retention deleted, and each is skipped once.
+        let skipped: Vec<i64> = w
+            .store
+            .range((p, i64::MIN)..=(p, i64::MAX))
+            .flat_map(|(_, r)| r.gaps.iter().flat_map(|g| g.first..=g.last))
+            .collect();
+        assert!(skipped.windows(2).all(|x| x[0] < x[1]), "{skipped:?}");
+        assert!(skipped.iter().all(|&o| o < w.low), "{skipped:?}");
         for s in state.status().iter().filter(|s| s.tp.partition == p) {
             assert!(!s.paused.any(), "{} left paused: {:?}", s.tp, s.paused);
             assert!(!w.consumers[&p].paused, "consumer left {p} paused");
@@ -594,6 +658,7 @@ fn a_failed_landing_pauses_retries_with_the_same_attempt_and_resumes_on_commit()
         &Record {
             range: batch.offsets,
             attempt: batch.attempt_id.clone(),
+            gaps: vec![],
         },
     );
     let actions = state
@@ -679,6 +744,7 @@ fn a_partition_failing_past_the_budget_is_reported_stuck_once_and_unstuck_when_i
         &Record {
             range: OffsetRange::new(0, 0),
             attempt: String::new(),
+            gaps: vec![],
         },
     );
     let actions = state
@@ -694,4 +760,229 @@ fn a_partition_failing_past_the_budget_is_reported_stuck_once_and_unstuck_when_i
         "{actions:?}"
     );
     assert!(!state.status()[0].stuck);
+}
+
+fn lands(actions: &[Action]) -> Vec<Arc<SealedBatch>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Land { batch, .. } => Some(batch.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn committed(batch: &SealedBatch) -> LandingResult {
+    let mut m = World::manifest(
+        batch.tp.partition,
+        &Record {
+            range: batch.offsets,
+            attempt: batch.attempt_id.clone(),
+            gaps: vec![],
+        },
+    );
+    m.gaps = batch.gaps.clone();
+    LandingResult::Landed(Landed::Committed(Box::new(m)))
+}
+
+fn retention(first: i64, last: i64) -> Gap {
+    Gap {
+        first,
+        last,
+        reason: GapReason::Retention,
+    }
+}
+
+#[test]
+fn a_retention_gap_seeks_to_the_log_start_and_rides_inside_the_next_batch() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let now = Now::default();
+    let (epoch, _) = state.assign(tp(0), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    // Kafka now holds 10..20: offsets 5..=9 were deleted before they were read.
+    let actions = state.out_of_range(&tp(0), 10, 20);
+    let [Action::Skipped { gap, .. }, Action::Seek {
+        offset,
+        epoch: seek_epoch,
+        ..
+    }] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*gap, retention(5, 9));
+    assert_eq!(*offset, 10);
+    assert!(*seek_epoch > epoch);
+    // Reported once: the same report again (an earlier fetch) only restarts the fetch.
+    let again = state.out_of_range(&tp(0), 10, 20);
+    assert!(
+        matches!(&again[..], [Action::Seek { offset: 10, .. }]),
+        "{again:?}"
+    );
+    let seek_epoch = state.fetch_epoch(&tp(0)).unwrap();
+    // Fetched before the seek: stale. After it: taken.
+    let (_, tally) = state.records([(record(0, 5), epoch)], now).unwrap();
+    assert_eq!(tally.stale, 1);
+    state
+        .records((10..13).map(|o| (record(0, o), seek_epoch)), now)
+        .unwrap();
+    let batches = lands(&state.shutdown(now).unwrap());
+    assert_eq!(batches.len(), 1);
+    // The batch starts where the store says (the chain stays gap-free) and explains the jump.
+    assert_eq!(batches[0].offsets, OffsetRange::new(0, 12));
+    assert_eq!(batches[0].gaps, vec![retention(5, 9)]);
+    assert_eq!(batches[0].records, 8);
+}
+
+#[test]
+fn a_gap_while_a_batch_is_landing_keeps_that_landing_and_goes_into_the_next_batch() {
+    let mut state = SinkState::new(settings(3, u64::MAX, 7));
+    let now = Now::default();
+    let (epoch, _) = state.assign(tp(0), 0);
+    let (actions, _) = state
+        .records((0..4).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    let first = lands(&actions);
+    assert_eq!(first[0].offsets, OffsetRange::new(0, 2));
+    let actions = state.out_of_range(&tp(0), 10, 20);
+    let seek_epoch = state.fetch_epoch(&tp(0)).unwrap();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Seek { offset: 10, .. })));
+    // The landing started before the seek still counts.
+    let actions = state
+        .landed(&tp(0), epoch, committed(&first[0]), now)
+        .unwrap();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::CommitHint { offset: 3, .. })));
+    assert_eq!(state.status()[0].durable_next, 3);
+    let (actions, _) = state
+        .records((10..12).map(|o| (record(0, o), seek_epoch)), now)
+        .unwrap();
+    let second = lands(&actions);
+    assert_eq!(second[0].offsets, OffsetRange::new(3, 11));
+    assert_eq!(second[0].gaps, vec![retention(4, 9)]);
+    assert_eq!(second[0].records, 3);
+}
+
+#[test]
+fn a_revoke_before_landing_neither_loses_nor_duplicates_a_gap() {
+    let now = Now::default();
+    // Handed off cleanly: the revoke lands the records before the gap together with the gap.
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let (epoch, _) = state.assign(tp(0), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    state.out_of_range(&tp(0), 10, 20);
+    let batches = lands(&state.revoke(&[tp(0)], false, now).unwrap());
+    assert_eq!(batches[0].offsets, OffsetRange::new(0, 9));
+    assert_eq!(batches[0].gaps, vec![retention(5, 9)]);
+    assert_eq!(batches[0].records, 5);
+
+    // Lost before landing: the gap goes with everything local. The next assignment decides
+    // again from the store's position (0) and the watermarks: one gap, 0..=9, recorded once.
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let (epoch, _) = state.assign(tp(0), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), epoch)), now)
+        .unwrap();
+    state.out_of_range(&tp(0), 10, 20);
+    state.revoke(&[tp(0)], true, now).unwrap();
+    assert_eq!(state.assigned(), 0);
+    let a = state.assign_within(tp(0), 0, Some((10, 20)));
+    assert_eq!(a.start, 10);
+    let skipped: Vec<Gap> = a
+        .actions
+        .iter()
+        .filter_map(|x| match x {
+            Action::Skipped { gap, .. } => Some(*gap),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, vec![retention(0, 9)]);
+    state
+        .records((10..12).map(|o| (record(0, o), a.epoch)), now)
+        .unwrap();
+    let batches = lands(&state.shutdown(now).unwrap());
+    assert_eq!(batches[0].offsets, OffsetRange::new(0, 11));
+    assert_eq!(batches[0].gaps, vec![retention(0, 9)]);
+}
+
+#[test]
+fn a_position_within_the_log_at_assignment_skips_nothing() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let a = state.assign_within(tp(0), 10, Some((10, 10)));
+    assert_eq!(a.start, 10);
+    assert!(a.actions.iter().all(|x| matches!(x, Action::Resume(_))));
+    assert_eq!(state.stuck(), 0);
+}
+
+#[test]
+fn a_log_shorter_than_the_position_stops_only_that_partition() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let now = Now::default();
+    let (e0, _) = state.assign(tp(0), 0);
+    let (e1, _) = state.assign(tp(1), 0);
+    state
+        .records((0..5).map(|o| (record(0, o), e0)), now)
+        .unwrap();
+    // The topic was recreated: Kafka holds 0..3 of partition 0.
+    let actions = state.out_of_range(&tp(0), 0, 3);
+    let [Action::Pause(paused), Action::Halted(o)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*paused, tp(0));
+    assert_eq!((o.durable_next, o.position, o.low, o.high), (0, 5, 0, 3));
+    let msg = o.to_string();
+    assert!(
+        msg.starts_with("t[0]: Kafka holds offsets 0..3")
+            && msg.contains("position is 5")
+            && msg.contains("docs/operations.md"),
+        "{msg}"
+    );
+    assert_eq!(state.stuck(), 1);
+    assert!(
+        state.out_of_range(&tp(0), 0, 3).is_empty(),
+        "reported twice"
+    );
+    // Nothing of it is taken any more, and nothing is dropped as a duplicate either.
+    let (_, tally) = state.records([(record(0, 1), e0)], now).unwrap();
+    assert_eq!((tally.stale, tally.by_topic.len()), (1, 0));
+    // The other partition goes on.
+    let (_, tally) = state.records([(record(1, 0), e1)], now).unwrap();
+    assert_eq!(tally.by_topic, vec![("t".into(), 1, 0)]);
+    // What it read before is real: it lands, and the commit does not resume the partition.
+    let batches = lands(&state.shutdown(now).unwrap());
+    let b0 = batches.iter().find(|b| b.tp == tp(0)).unwrap();
+    assert_eq!(b0.offsets, OffsetRange::new(0, 4));
+    let actions = state.landed(&tp(0), e0, committed(b0), now).unwrap();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Resume(_) | Action::Seek { .. })),
+        "{actions:?}"
+    );
+    let s0 = &state.status()[0];
+    assert!(s0.paused.out_of_range && s0.out_of_range.is_some());
+    assert_eq!(state.stuck(), 1);
+    // Revoked: no longer ours, no longer stuck.
+    state.remove(&[tp(0)]);
+    assert_eq!(state.stuck(), 0);
+}
+
+#[test]
+fn a_store_position_beyond_the_log_end_at_assignment_stops_the_partition() {
+    let mut state = SinkState::new(settings(100, u64::MAX, 7));
+    let a = state.assign_within(tp(0), 500, Some((0, 100)));
+    // It starts (paused) where the store says, never lower.
+    assert_eq!(a.start, 500);
+    assert!(a.actions.iter().any(|x| matches!(x, Action::Pause(_))));
+    assert!(a
+        .actions
+        .iter()
+        .any(|x| matches!(x, Action::Halted(o) if o.position == 500 && o.high == 100)));
+    assert_eq!(state.stuck(), 1);
 }

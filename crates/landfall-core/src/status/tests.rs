@@ -166,7 +166,10 @@ fn a_stuck_partition_is_not_ready_and_status_says_why_without_the_secret() {
     let p = &parts[0];
     assert!(p.stuck && p.paused);
     assert_eq!(p.paused_because, vec!["retry"]);
-    assert_eq!(s.paused_by_reason(), (0, 1));
+    assert_eq!(
+        s.paused_by_reason(),
+        [("memory", 0), ("retry", 1), ("out_of_range", 0)]
+    );
     assert_eq!(
         (p.durable_offset, p.high_watermark, p.lag),
         (10, Some(20), Some(10))
