@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;
+pub mod shutdown;
 pub mod state;
 pub mod status;
 

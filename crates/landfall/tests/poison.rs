@@ -284,12 +284,7 @@ async fn poison_records_are_rows_or_dead_letters_and_the_sink_stays_up() {
     );
     let st = SinkStores::open(&cfg).expect("stores");
     let f = write_config(dir.path(), "poison", &toml);
-    let mut sink = SinkProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_landfall")),
-        &f,
-        &[],
-        dir.path().join("poison.log"),
-    );
+    let mut sink = SinkProcess::start(&landfall_bin(), &f, &[], dir.path().join("poison.log"));
     let ms = await_landed(&st.markers, "poison", &produced, Duration::from_secs(120)).await;
     assert!(
         sink.try_wait().is_none(),
