@@ -1,4 +1,4 @@
-"""Produce and consume Kafka records byte for byte, header keys included, through librdkafka's C API.
+"""Produce and consume Kafka records byte for byte, header keys included, via librdkafka's C API.
 
 Why: header keys are bytes on the wire, but no client at hand sends arbitrary bytes as a key —
 rust-rdkafka's `OwnedHeaders` takes `&str`, the workspace forbids `unsafe`, and confluent-kafka's
@@ -18,18 +18,18 @@ calls the librdkafka that ships inside the confluent-kafka wheel through ctypes:
 from __future__ import annotations
 
 import base64
-import ctypes as C
+import ctypes as C  # noqa: N812 (reads like the C API it wraps)
 import glob
 import json
 import os
 import sys
 import time
+from typing import Any
 
 import confluent_kafka
 
-LIB = C.CDLL(
-    glob.glob(os.path.join(os.path.dirname(confluent_kafka.__file__) + ".libs", "librdkafka*.so*"))[0]
-)
+_LIBS = os.path.dirname(confluent_kafka.__file__) + ".libs"
+LIB = C.CDLL(glob.glob(os.path.join(_LIBS, "librdkafka*.so*"))[0])
 
 
 class _Mem(C.Structure):
@@ -65,7 +65,9 @@ class _Message(C.Structure):
     ]
 
 
-VTYPE_TOPIC, VTYPE_PARTITION, VTYPE_VALUE, VTYPE_KEY, VTYPE_MSGFLAGS, VTYPE_HEADERS = 1, 3, 4, 5, 7, 10
+# rd_kafka_vtype_t
+VTYPE_TOPIC, VTYPE_PARTITION, VTYPE_VALUE, VTYPE_KEY = 1, 3, 4, 5
+VTYPE_MSGFLAGS, VTYPE_HEADERS = 7, 10
 MSG_F_COPY = 0x2
 DR_CB = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(_Message), C.c_void_p)
 
@@ -90,7 +92,12 @@ LIB.rd_kafka_poll_set_consumer.argtypes = [C.c_void_p]
 LIB.rd_kafka_topic_partition_list_new.restype = C.c_void_p
 LIB.rd_kafka_topic_partition_list_add.restype = C.c_void_p
 LIB.rd_kafka_topic_partition_list_add.argtypes = [C.c_void_p, C.c_char_p, C.c_int32]
-LIB.rd_kafka_topic_partition_list_set_offset.argtypes = [C.c_void_p, C.c_char_p, C.c_int32, C.c_int64]
+LIB.rd_kafka_topic_partition_list_set_offset.argtypes = [
+    C.c_void_p,
+    C.c_char_p,
+    C.c_int32,
+    C.c_int64,
+]
 LIB.rd_kafka_assign.argtypes = [C.c_void_p, C.c_void_p]
 LIB.rd_kafka_consumer_poll.restype = C.POINTER(_Message)
 LIB.rd_kafka_consumer_poll.argtypes = [C.c_void_p, C.c_int]
@@ -106,7 +113,7 @@ LIB.rd_kafka_header_get_all.argtypes = [
 LIB.rd_kafka_consumer_close.argtypes = [C.c_void_p]
 
 
-def _client(kind: int, conf_items: dict[str, str], dr_cb=None) -> int:
+def _client(kind: int, conf_items: dict[str, str], dr_cb: object = None) -> int:
     conf = LIB.rd_kafka_conf_new()
     err = C.create_string_buffer(512)
     for k, v in conf_items.items():
@@ -114,7 +121,7 @@ def _client(kind: int, conf_items: dict[str, str], dr_cb=None) -> int:
             sys.exit(f"config {k}: {err.value.decode()}")
     if dr_cb is not None:
         LIB.rd_kafka_conf_set_dr_msg_cb(conf, dr_cb)
-    rk = LIB.rd_kafka_new(kind, conf, err, 512)
+    rk: int | None = LIB.rd_kafka_new(kind, conf, err, 512)
     if not rk:
         sys.exit(f"rd_kafka_new: {err.value.decode()}")
     return rk
@@ -128,7 +135,7 @@ def produce(bootstrap: str) -> None:
     failures: list[str] = []
     acked = [0]
 
-    def on_delivery(_rk, msg, _opaque):
+    def on_delivery(_rk: int | None, msg: C._Pointer[_Message], _opaque: int | None) -> None:
         if msg.contents.err:
             failures.append(LIB.rd_kafka_err2str(msg.contents.err).decode())
         else:
@@ -147,7 +154,7 @@ def produce(bootstrap: str) -> None:
         cb,
     )
     sent = 0
-    keep = []  # buffers must outlive the call (librdkafka copies them: MSG_F_COPY)
+    keep: list[Any] = []  # buffers outlive the call (librdkafka copies them: MSG_F_COPY)
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -168,9 +175,9 @@ def produce(bootstrap: str) -> None:
             vus[4].vtype, vus[4].u.mem = VTYPE_VALUE, _Mem(C.cast(vbuf, C.c_void_p), len(value))
         hdrs = LIB.rd_kafka_headers_new(len(r.get("headers", [])))
         for hk, hv in r.get("headers", []):
-            hk, hv = _b(hk), _b(hv)
+            name, val = base64.b64decode(hk), base64.b64decode(hv)
             # The key as (pointer, length): its bytes go on the wire unchanged.
-            LIB.rd_kafka_header_add(hdrs, hk, len(hk), hv, len(hv))
+            LIB.rd_kafka_header_add(hdrs, name, len(name), val, len(val))
         vus[5].vtype, vus[5].u.headers = VTYPE_HEADERS, hdrs
         e = LIB.rd_kafka_produceva(rk, vus, 6)
         if e:
@@ -223,9 +230,12 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int) -> None:
             i = 0
             while True:
                 name, val, size = C.c_char_p(), C.c_void_p(), C.c_size_t()
-                if LIB.rd_kafka_header_get_all(hdrs, i, C.byref(name), C.byref(val), C.byref(size)) != 0:
+                found = LIB.rd_kafka_header_get_all(
+                    hdrs, i, C.byref(name), C.byref(val), C.byref(size)
+                )
+                if found != 0:
                     break
-                keys.append(base64.b64encode(name.value).decode())
+                keys.append(base64.b64encode(name.value or b"").decode())
                 i += 1
         key = C.string_at(msg.key, msg.key_len) if msg.key else None
         value = C.string_at(msg.payload, msg.len) if msg.payload else None
