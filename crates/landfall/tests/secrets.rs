@@ -95,14 +95,17 @@ async fn exit_code(sink: &mut SinkProcess, within: Duration) -> Option<i32> {
     .code()
 }
 
-/// The whole `/metrics` body.
+/// Everything the HTTP port serves: `/metrics`, `/status`, `/healthz`, `/readyz`.
 fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
+    let mut all = String::new();
+    for path in ["/metrics", "/status", "/healthz", "/readyz"] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        s.read_to_string(&mut all).unwrap();
+    }
+    assert!(all.contains("landfall_"), "the HTTP port answered: {all}");
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +222,7 @@ async fn secrets_never_reach_logs_metrics_validate_output_or_objects() {
     let c = start(dir.path(), "c-normal", &good, &secrets);
     await_landed(&st.markers, "secrets", &produced, Duration::from_secs(90)).await;
     written.push((
-        "/metrics of the normal run".into(),
+        "HTTP port (/metrics, /status, ...) of the normal run".into(),
         scrape(c.metrics_port).into_bytes(),
     ));
     let c_log = c.log.clone();
@@ -241,7 +244,7 @@ async fn secrets_never_reach_logs_metrics_validate_output_or_objects() {
     )
     .await;
     written.push((
-        "/metrics of the mid-run 403 run".into(),
+        "HTTP port of the mid-run 403 run, before the 403".into(),
         scrape(b2.metrics_port).into_bytes(),
     ));
     s3.enforce_auth(true);
