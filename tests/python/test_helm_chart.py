@@ -40,9 +40,9 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 }
-# Landfall's bounded stop after the sinks drained: group leave 15 s + runtime drop 5 s.
-LANDFALL_OWN_STOP_S = 20
-DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
+# runtime.shutdown_timeout_ms bounds Landfall's whole stop (land, group leave, runtime drop), so
+# the chart adds only shutdown.graceMarginSeconds (default 5) to it.
+DEFAULT_SHUTDOWN_TIMEOUT_MS = 25_000
 
 Values = dict[str, Any]
 Manifest = dict[str, Any]
@@ -125,7 +125,7 @@ def expected_grace_seconds(sinks: Values) -> int:
         int((s.get("runtime") or {}).get("shutdown_timeout_ms", DEFAULT_SHUTDOWN_TIMEOUT_MS))
         for s in sinks.values()
     )
-    return math.ceil(largest / 1000) + LANDFALL_OWN_STOP_S + 10
+    return math.ceil(largest / 1000) + 5
 
 
 VALUE_SETS = {
@@ -486,7 +486,7 @@ def test_grace_period_follows_the_largest_shutdown_timeout(
     pod = only(manifests(render(chart, values)), "Deployment")["spec"]["template"]["spec"]
     expected = expected_grace_seconds(sinks_of(chart, values))
     assert pod["terminationGracePeriodSeconds"] == expected
-    assert expected == {"default": 60, "three-sinks": 75}[values_name]
+    assert expected == {"default": 30, "three-sinks": 50}[values_name]
 
 
 def test_grace_period_rounds_up_and_adds_the_margin(chart: helm_python.Chart) -> None:
@@ -494,7 +494,7 @@ def test_grace_period_rounds_up_and_adds_the_margin(chart: helm_python.Chart) ->
     values["sinks"]["orders"]["runtime"]["shutdown_timeout_ms"] = 120_001
     values["shutdown"] = {"graceMarginSeconds": 5}
     pod = only(manifests(render(chart, values)), "Deployment")["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] == 121 + LANDFALL_OWN_STOP_S + 5
+    assert pod["terminationGracePeriodSeconds"] == 121 + 5
 
 
 def checksum(chart: helm_python.Chart, values: Values | None) -> str:

@@ -31,6 +31,7 @@ pub mod orphans;
 pub mod parquet_props;
 pub mod record;
 pub mod schema;
+pub mod shutdown;
 pub mod state;
 pub mod status;
 pub mod windows;

@@ -18,6 +18,7 @@ use landfall_core::buffer::{BufferError, BufferFormat, SealedBatch};
 use landfall_core::config::{SinkConfig, StartFrom};
 use landfall_core::flush::FlushPolicy;
 use landfall_core::manifest::{rfc3339_ms, Landed};
+use landfall_core::shutdown::ShutdownPlan;
 use landfall_core::state::{
     initial_offset, Action, LandingResult, Now, SinkState, StateError, StateSettings,
 };
@@ -106,9 +107,9 @@ pub struct SinkContext {
     pub writer_id: String,
 }
 
-/// How long leaving the group may take at shutdown: everything is landed and committed by then,
-/// so a slow coordinator must not keep the process from exiting (the group drops the member at
-/// its session timeout instead).
+/// How long leaving the group may take after a fatal error (a graceful shutdown leaves within its
+/// [`ShutdownPlan`] instead): a slow coordinator must not keep the process from exiting (the
+/// group drops the member at its session timeout instead).
 const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// The consumer thread waits for the sink to decide where new partitions start for
 /// `runtime.recovery_timeout_ms` (validated below librdkafka's `max.poll.interval.ms`) plus this
@@ -193,6 +194,15 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
             return Err(e);
         }
     };
+    let plan = ShutdownPlan::new(ctx.config.runtime.shutdown_timeout_ms);
+    // When the shutdown began: the group leave must end by then + `plan.leave_until`.
+    let shutdown_began = {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            tokio::time::Instant::now()
+        })
+    };
     let result = drive_observed(
         ctx,
         &mut events,
@@ -209,9 +219,18 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
         }
         Ok(()) => board.set_phase(SinkPhase::Stopped),
     }
-    // Leave the group: the consumer thread unsubscribes; answer its final revoke at once.
+    // Leave the group: the consumer thread unsubscribes; answer its final revoke at once. Within
+    // the shutdown's plan when stopping on a signal, else (a fatal error) within its own bound.
     let _ = handle.commands.send(ConsumerCommand::Shutdown);
-    let deadline = tokio::time::Instant::now() + CONSUMER_CLOSE_TIMEOUT;
+    let deadline = if shutdown.is_cancelled() {
+        match shutdown_began.await {
+            Ok(began) => began + plan.leave_until,
+            Err(_) => tokio::time::Instant::now(),
+        }
+    } else {
+        shutdown_began.abort();
+        tokio::time::Instant::now() + CONSUMER_CLOSE_TIMEOUT
+    };
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(ConsumerEvent::Revoked { reply, .. })) => {
@@ -228,7 +247,7 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
                 break;
             }
             Err(_) => {
-                warn!(sink = %name, timeout_s = CONSUMER_CLOSE_TIMEOUT.as_secs(),
+                warn!(sink = %name,
                     "the Kafka consumer did not leave the group in time; the group drops it at its session timeout");
                 break;
             }
@@ -359,7 +378,8 @@ async fn drive_observed(
         },
         start_from: cfg.kafka.start_from,
         revoke_flush_timeout: Duration::from_millis(cfg.runtime.revoke_flush_timeout_ms),
-        shutdown_timeout: Duration::from_millis(cfg.runtime.shutdown_timeout_ms),
+        shutdown_plan: ShutdownPlan::new(cfg.runtime.shutdown_timeout_ms),
+        shutdown_deadline: None,
         name,
         stores: ctx.stores,
         metrics: ctx.metrics,
@@ -402,7 +422,9 @@ struct Sink {
     recovery: Recovery,
     start_from: StartFrom,
     revoke_flush_timeout: Duration,
-    shutdown_timeout: Duration,
+    shutdown_plan: ShutdownPlan,
+    /// Set when the shutdown began: landing must be done by then (`shutdown_plan.land_until`).
+    shutdown_deadline: Option<tokio::time::Instant>,
     commands: std_mpsc::Sender<ConsumerCommand>,
     landings: JoinSet<LandOutcome>,
     in_flight: HashMap<(TopicPartition, u64), AbortHandle>,
@@ -448,18 +470,19 @@ impl Sink {
         events: &mut mpsc::Receiver<ConsumerEvent>,
         shutdown: &CancellationToken,
     ) -> Result<(), SinkError> {
-        let mut deadline: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.board.beat();
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled(), if deadline.is_none() => {
-                    info!(sink = %self.name, "shutdown: landing what is buffered");
+                _ = shutdown.cancelled(), if self.shutdown_deadline.is_none() => {
+                    info!(sink = %self.name, land_ms = self.shutdown_plan.land_until.as_millis() as u64,
+                        "shutdown: landing what is buffered");
                     self.board.set_phase(SinkPhase::Stopping);
                     let _ = self.commands.send(ConsumerCommand::StopFetching);
-                    deadline = Some(tokio::time::Instant::now() + self.shutdown_timeout);
+                    self.shutdown_deadline =
+                        Some(tokio::time::Instant::now() + self.shutdown_plan.land_until);
                     let actions = self.state.shutdown(self.now()).map_err(|e| self.state_err(e))?;
                     self.perform(actions);
                 }
@@ -479,12 +502,17 @@ impl Sink {
                 },
                 _ = tick.tick() => self.on_tick()?,
             }
-            if let Some(d) = deadline {
+            if let Some(d) = self.shutdown_deadline {
                 let unlanded = self.state.unlanded();
                 if unlanded == 0 {
                     return Ok(());
                 }
                 if tokio::time::Instant::now() >= d {
+                    // Stop what is still landing: its offsets are not committed, so the next
+                    // owner re-reads them. A commit write cut off mid-flight either happened or
+                    // not; recovery reads either outcome (the kill -9 case).
+                    self.landings.abort_all();
+                    self.in_flight.clear();
                     return Err(SinkError::ShutdownTimeout {
                         sink: self.name.clone(),
                         partitions: unlanded,
@@ -901,8 +929,12 @@ impl Sink {
         partitions: Vec<TopicPartition>,
         lost: bool,
     ) -> Result<(), SinkError> {
-        // Leave a tenth of the consumer's wait for the hand-off itself.
-        let deadline = tokio::time::Instant::now() + self.revoke_flush_timeout * 9 / 10;
+        // Leave a tenth of the consumer's wait for the hand-off itself; during a shutdown, no
+        // later than its landing deadline.
+        let mut deadline = tokio::time::Instant::now() + self.revoke_flush_timeout * 9 / 10;
+        if let Some(d) = self.shutdown_deadline {
+            deadline = deadline.min(d);
+        }
         let now = self.now();
         let actions = cpu(|| self.state.revoke(&partitions, lost, now));
         let actions = actions.map_err(|e| self.state_err(e))?;

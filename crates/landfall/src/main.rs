@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -13,10 +14,11 @@ use landfall_core::config::{check_sinks, config_files_in, SinkConfig, TopicSelec
 use landfall_core::coverage::analyze_batches;
 use landfall_core::keys::FileKind;
 use landfall_core::orphans::{GcView, Verdict};
+use landfall_core::shutdown::ShutdownPlan;
 use landfall_runtime::{run_sink, Metrics, SinkContext, SinkStores};
 use landfall_store::{io, scan};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -162,7 +164,16 @@ fn writer_id() -> String {
     format!("{host}-{}-{}", std::process::id(), &rand[..6])
 }
 
-async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>) -> Result<()> {
+/// When the process must have exited after a graceful shutdown began (the largest
+/// `runtime.shutdown_timeout_ms` after it); `main` bounds the runtime's drop by it.
+type ExitDeadline = Arc<Mutex<Option<Instant>>>;
+
+async fn run(
+    configs: Configs,
+    metrics_addr: SocketAddr,
+    writer: Option<String>,
+    exit_deadline: ExitDeadline,
+) -> Result<()> {
     // Signals first: an orchestrator may stop a pod that is still starting, and SIGTERM's default
     // action would kill it with a signal instead of a clean exit.
     let shutdown = CancellationToken::new();
@@ -173,6 +184,7 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
             signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
         let mut int =
             signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        // Returns when the shutdown began: every phase of it is timed from there.
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM: shutting down"),
@@ -180,9 +192,16 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
                 _ = token.cancelled() => {}
             }
             token.cancel();
+            Instant::now()
         })
     };
     let sinks = load(&configs).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    // The sinks shut down in parallel: the process exits within the largest of their timeouts.
+    let exit_after = sinks
+        .iter()
+        .map(|s| ShutdownPlan::new(s.runtime.shutdown_timeout_ms).exit_until)
+        .max()
+        .unwrap_or_default();
     let writer = writer.unwrap_or_else(writer_id);
     let listener = landfall_runtime::http::bind(metrics_addr)
         .await
@@ -244,9 +263,14 @@ async fn run(configs: Configs, metrics_addr: SocketAddr, writer: Option<String>)
         }
     }
     shutdown.cancel();
-    let _ = signals.await;
-    if let Ok(Err(e)) = http.await {
-        error!("metrics endpoint: {e}");
+    let began = signals.await.unwrap_or_else(|_| Instant::now());
+    let deadline = began + exit_after;
+    *exit_deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+    // A scraper holding a connection open must not hold the exit.
+    match tokio::time::timeout_at(deadline.into(), http).await {
+        Ok(Ok(Err(e))) => error!("metrics endpoint: {e}"),
+        Ok(_) => {}
+        Err(_) => warn!("metrics endpoint still serving at the shutdown deadline; exiting anyway"),
     }
     if failed.is_empty() {
         Ok(())
@@ -415,6 +439,8 @@ async fn gc(configs: Configs, min_age_secs: u64, delete: bool) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let exit_deadline = ExitDeadline::default();
+    let run_exit_deadline = exit_deadline.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -425,7 +451,9 @@ fn main() -> ExitCode {
                 configs,
                 metrics_addr,
                 writer_id,
-            } => run(configs, metrics_addr, writer_id).await.map(|_| true),
+            } => run(configs, metrics_addr, writer_id, run_exit_deadline)
+                .await
+                .map(|_| true),
             Command::Validate { configs } => match load(&configs) {
                 Ok(sinks) => {
                     for s in sinks {
@@ -453,8 +481,12 @@ fn main() -> ExitCode {
         }
     });
     // A consumer thread stuck leaving its group must not hold the process (dropping a runtime
-    // waits for its blocking tasks).
-    rt.shutdown_timeout(Duration::from_secs(5));
+    // waits for its blocking tasks): after a graceful shutdown, only until its deadline.
+    let drop_within = match *exit_deadline.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+        None => Duration::from_secs(5),
+    };
+    rt.shutdown_timeout(drop_within);
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -63,8 +63,10 @@ pub fn max_buffered_bytes() -> u64 {
 pub fn revoke_flush_timeout_ms() -> u64 {
     5_000
 }
+/// The whole shutdown, signal to exit ([`crate::shutdown::ShutdownPlan`]): 25 s fits
+/// Kubernetes' default 30 s termination grace period with 5 s to spare.
 pub fn shutdown_timeout_ms() -> u64 {
-    30_000
+    25_000
 }
 pub fn upload_concurrency() -> usize {
     4

@@ -280,3 +280,11 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     }
     out
 }
+
+/// The `landfall` binary the process tests run: `LANDFALL_BIN` if set (as the Python tests do),
+/// else the one cargo built for this test.
+pub fn landfall_bin() -> std::path::PathBuf {
+    std::env::var_os("LANDFALL_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_landfall").into())
+}

@@ -171,17 +171,18 @@ name = {{ include "landfall.toml.value" $name }}
 {{/*
   terminationGracePeriodSeconds, derived (README "Shutdown and the grace period"):
 
-      ceil(max over sinks of runtime.shutdown_timeout_ms / 1000)   the sinks drain in parallel
-    + 20                                                            landfall's own bounded stop:
-                                                                    group leave (15 s) + runtime drop (5 s)
-    + shutdown.graceMarginSeconds                                   SIGTERM delivery, exit, slack
+      ceil(max over sinks of runtime.shutdown_timeout_ms / 1000)   the sinks stop in parallel; the
+                                                                    timeout bounds the whole stop:
+                                                                    land, group leave, runtime drop
+    + shutdown.graceMarginSeconds                                   SIGTERM delivery, slack
 
-  A sink without runtime.shutdown_timeout_ms counts with Landfall's default, 30000.
+  A sink without runtime.shutdown_timeout_ms counts with Landfall's default, 25000 (with the
+  default margin of 5 s: Kubernetes' default 30 s).
 */}}
 {{- define "landfall.maxShutdownTimeoutMs" -}}
 {{- $max := int64 0 -}}
 {{- range $name, $sink := .Values.sinks -}}
-{{- $ms := int64 30000 -}}
+{{- $ms := int64 25000 -}}
 {{- $rt := (($sink | default dict).runtime) | default dict -}}
 {{- if hasKey $rt "shutdown_timeout_ms" -}}{{- $ms = int64 (index $rt "shutdown_timeout_ms") -}}{{- end -}}
 {{- if gt $ms $max -}}{{- $max = $ms -}}{{- end -}}
@@ -191,7 +192,7 @@ name = {{ include "landfall.toml.value" $name }}
 
 {{- define "landfall.terminationGracePeriodSeconds" -}}
 {{- $ms := include "landfall.maxShutdownTimeoutMs" . | int64 -}}
-{{- add (div (add $ms 999) 1000) 20 .Values.shutdown.graceMarginSeconds -}}
+{{- add (div (add $ms 999) 1000) .Values.shutdown.graceMarginSeconds -}}
 {{- end -}}
 
 {{/*
