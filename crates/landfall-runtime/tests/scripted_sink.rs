@@ -745,7 +745,7 @@ async fn a_truncated_log_stops_only_that_partition_and_reports_it() {
     })
     .await;
     let (code, body) = landfall_runtime::http::ready(&metrics);
-    eprintln!("{stuck} = 1; /healthz {code}: {body}");
+    eprintln!("{stuck} = 1; /readyz {code}: {body}");
     assert_eq!(code.as_u16(), 503);
     assert!(body.contains("out of range"), "{body}");
     // Partition 1 keeps landing.
