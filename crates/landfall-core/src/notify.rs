@@ -76,6 +76,7 @@ mod tests {
             flush_reason: "age".into(),
             commit_url: "c".into(),
             marker_url: "m".into(),
+            gaps: vec![],
         };
         let n = batch(&m);
         assert_eq!(n.key, "orders/orders/00003");

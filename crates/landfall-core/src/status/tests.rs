@@ -93,6 +93,7 @@ fn manifest(range: OffsetRange) -> Manifest {
         flush_reason: "records".into(),
         commit_url: "s3://lake/_landfall/commit".into(),
         marker_url: "s3://lake/_landfall/marker".into(),
+        gaps: vec![],
     }
 }
 

@@ -124,6 +124,7 @@ fn manifest(partition: i32, first: i64, files: Vec<FileEntry>, max_event: i64) -
         flush_reason: "age".into(),
         commit_url: "c".into(),
         marker_url: "m".into(),
+        gaps: vec![],
     }
 }
 
