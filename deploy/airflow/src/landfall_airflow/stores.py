@@ -209,3 +209,21 @@ class LocalStore:
         finally:
             tmp.unlink()
         return True
+
+
+def read_listed_file(entry: dict[str, Any], conn_id: str | None = None) -> bytes:
+    """The bytes of a data file a manifest lists, checked against its `size_bytes` and `sha256`
+    (when present), so a loader never reads a truncated or replaced object unknowingly."""
+    import hashlib
+
+    url = entry["url"]
+    data = read_url(url, conn_id)
+    if data is None:
+        raise FileNotFoundError(f"{url}: listed by a manifest but missing from the store")
+    size = entry.get("size_bytes")
+    if size is not None and len(data) != size:
+        raise ValueError(f"{url}: {len(data)} bytes, the manifest lists {size}")
+    digest = entry.get("sha256")
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"{url}: sha256 differs from the manifest's {digest}")
+    return data
