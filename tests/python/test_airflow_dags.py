@@ -93,3 +93,93 @@ def test_batch_markers_dag_with_stock_s3keysensor(
     assert n_files == 3
     assert loads == ["success"] * n_files
     assert summary == {"files": n_files, "rows": len(produced)} == {"files": 3, "rows": n_rows}
+
+
+def test_batch_cursor_dag_hands_the_landed_files(
+    work: Path, s3: ls.Moto, kafka: ls.Tansu, airflow: ls.Airflow
+) -> None:
+    dag_id, sink = "landfall_batch_cursor", "cursor"
+    date = "2026-11-21T13:00:00+00:00"
+    kafka.create_topic(sink, 1)
+    cfg = ls.sink_config(work, name=sink, topic=sink, bootstrap=kafka.bootstrap,
+                         endpoint=s3.endpoint, flush="max_age_ms = 2000")  # fmt: skip
+    t0 = time.monotonic()
+    run = airflow.dags_test(dag_id, date, dag_env(sink, sink))
+    airflow.wait_deferred(run, dag_id, date, "batches")
+    produced = [(0, ls.record(i, i % 4)) for i in range(800)]
+    kafka.produce(sink, produced)
+    with ls.landfall_run(work, cfg):
+        rc = airflow.finish(run, dag_id, date)
+    assert rc == 0, ls.tail(airflow.log_of(dag_id, date), 80)
+    run_id = airflow.last_run_id(dag_id)
+    handed = airflow.xcom(dag_id, run_id, "batches", "manifests")
+    files = airflow.xcom(dag_id, run_id, "batches")
+    loads = airflow.ti_states(dag_id, run_id, "load")
+    summary = airflow.xcom(dag_id, run_id, "total")
+    committed = airflow.xcom(dag_id, run_id, "commit_cursor")
+    print(f"cursor DAG: {len(handed)} batch(es), {len(files)} files, {len(loads)} mapped loads, "
+          f"rows read {summary['rows']} of {len(produced)} produced, cursor {committed}, "
+          f"{time.monotonic() - t0:.1f}s")  # fmt: skip
+    assert listed(handed) == (len(files), len(produced)) == (4, 800)
+    assert loads == ["success"] * len(files)
+    assert summary == {"files": len(files), "rows": len(produced)}
+    assert committed == {"seq": 1, "next": {sink: {"0": 800}}}
+    assert ls.commit_records(s3.client(), sink) == handed
+
+
+def test_cursor_hands_every_batch_to_exactly_one_successful_run(
+    work: Path, s3: ls.Moto, kafka: ls.Tansu, airflow: ls.Airflow
+) -> None:
+    """Five runs while Landfall keeps landing (3 partitions, more records produced before each
+    run); run 3 fails on purpose. The successful runs' hand-offs tile every partition's chain."""
+    dag_id, sink, parts = "landfall_cursor_with_failure", "chain", 3
+    kafka.create_topic(sink, parts)
+    cfg = ls.sink_config(work, name=sink, topic=sink, bootstrap=kafka.bootstrap,
+                         endpoint=s3.endpoint, flush="max_age_ms = 500")  # fmt: skip
+    env = dag_env(sink, sink)
+    produced = 0
+    runs: list[dict[str, Any]] = []
+
+    def chunk(n: int) -> None:
+        nonlocal produced
+        kafka.produce(sink, [(i % parts, ls.record(produced + i, i % 2)) for i in range(n)])
+        produced += n
+
+    def landed() -> int:
+        return sum(m["records"] for m in ls.commit_records(s3.client(), sink))
+
+    with ls.landfall_run(work, cfg):
+        for i in range(5):
+            date = f"2026-11-22T0{i}:00:00+00:00"
+            fail = i == 2
+            run = airflow.dags_test(dag_id, date, env, conf={"fail": fail})
+            if i == 0:  # the first run starts before anything exists at all
+                airflow.wait_deferred(run, dag_id, date, "batches")
+            chunk(150 + 50 * i)
+            if i == 4:  # the last run starts after everything produced landed: nothing left over
+                ls.eventually("every record landed", 60, lambda: landed() == produced or None)
+            rc = airflow.finish(run, dag_id, date)
+            run_id = airflow.last_run_id(dag_id)
+            state = airflow.run_state(dag_id, run_id)
+            handed = airflow.xcom(dag_id, run_id, "batches", "manifests")
+            rows = None if fail else airflow.xcom(dag_id, run_id, "total")["rows"]
+            runs.append({"fail": fail, "rc": rc, "state": state, "handed": handed, "rows": rows})
+            print(f"run {i}: {state}, {len(handed)} batch(es) handed, rows read {rows}")
+            assert (state == "failed") == fail, ls.tail(airflow.log_of(dag_id, date), 80)
+            if fail:
+                assert airflow.ti_states(dag_id, run_id, "commit_cursor") == ["upstream_failed"]
+        ls.eventually("every record landed", 60, lambda: landed() == produced or None)
+
+    def ident(m: dict[str, Any]) -> tuple[int, int]:
+        return (m["partition"], m["offsets"]["first"])
+
+    ok = [ident(m) for r in runs if not r["fail"] for m in r["handed"]]
+    failed = [ident(m) for r in runs if r["fail"] for m in r["handed"]]
+    commits = sorted(ident(m) for m in ls.commit_records(s3.client(), sink))
+    rows_read = sum(r["rows"] for r in runs if not r["fail"])
+    print(f"{len(commits)} batches committed, {len(ok)} handed to successful runs, "
+          f"{len(failed)} to the failed run (all re-handed), rows read {rows_read} of {produced}")
+    assert len(ok) == len(set(ok)), "a batch was handed to two successful runs"
+    assert sorted(ok) == commits, "a committed batch was never handed to a successful run"
+    assert failed and set(failed) <= {ident(m) for m in runs[3]["handed"]}
+    assert rows_read == produced

@@ -105,20 +105,19 @@ class LandfallBatchSensor(BaseSensorOperator):
                 sink=self.sink,
                 topics=self.topics,
                 start=offsets_to_json(cursor.next),
+                cursor_seq=cursor.seq,
                 conn_id=self.conn_id,
                 poke_interval=self.poke_interval,
                 min_batches=self.min_batches,
             ),
             method_name="execute_complete",
-            kwargs={"cursor": cursor.to_json()},
             timeout=self.timeout,
         )
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], cursor: dict[str, Any]
-    ) -> list[FileEntry]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[FileEntry]:
         if event.get("status") != "landed":
             raise RuntimeError(f"Landfall batch trigger failed: {event.get('message', event)}")
+        cursor = event["cursor"]
         done = self._collect(context, Cursor.from_json(cursor))
         if done is None:  # commit records are never deleted while a cursor points before them
             raise RuntimeError(

@@ -2,7 +2,8 @@
 
 It holds no worker slot: the sensor reads the committed cursor, defers to this trigger with it,
 and the trigger fires once at least `min_batches` batches were committed after that cursor.
-The event carries only the cursor it started from; the worker walks the chains again in
+The event carries only the cursor it started from (the sensor needs it back: its
+`seq` is what the final commit compares against); the worker walks the chains again in
 `execute_complete` (commit records are immutable, so it finds at least what the trigger saw),
 which keeps the event, stored in Airflow's database, small whatever the number of batches.
 """
@@ -27,6 +28,7 @@ class LandfallBatchTrigger(BaseTrigger):
         sink: str,
         topics: list[str],
         start: dict[str, dict[str, int]],
+        cursor_seq: int = 0,
         conn_id: str | None = None,
         poke_interval: float = 30.0,
         min_batches: int = 1,
@@ -37,6 +39,7 @@ class LandfallBatchTrigger(BaseTrigger):
         self.sink = sink
         self.topics = list(topics)
         self.start = start
+        self.cursor_seq = cursor_seq
         self.conn_id = conn_id
         self.poke_interval = poke_interval
         self.min_batches = min_batches
@@ -49,6 +52,7 @@ class LandfallBatchTrigger(BaseTrigger):
                 "sink": self.sink,
                 "topics": self.topics,
                 "start": self.start,
+                "cursor_seq": self.cursor_seq,
                 "conn_id": self.conn_id,
                 "poke_interval": self.poke_interval,
                 "min_batches": self.min_batches,
@@ -72,6 +76,8 @@ class LandfallBatchTrigger(BaseTrigger):
                 return
             if n >= self.min_batches:
                 self.log.info("%d new batch(es) of sink %s committed", n, self.sink)
-                yield TriggerEvent({"status": "landed", "start": self.start})  # type: ignore[no-untyped-call]
+                yield TriggerEvent(  # type: ignore[no-untyped-call]
+                    {"status": "landed", "cursor": {"seq": self.cursor_seq, "next": self.start}}
+                )
                 return
             await asyncio.sleep(self.poke_interval)
