@@ -297,7 +297,8 @@ class Airflow:
         self.dags.mkdir(parents=True)
         for f in [*EXAMPLE_DAGS.glob("*.py"), *(extra_dags or [])]:
             (self.dags / f.name).symlink_to(f)
-        self.bin = Path(os.environ["LANDFALL_AIRFLOW_PYTHON"]).parent / "airflow"
+        self.python = os.environ["LANDFALL_AIRFLOW_PYTHON"]
+        self.bin = Path(self.python).parent / "airflow"
         conn = {
             "conn_type": "aws",
             "login": "test",

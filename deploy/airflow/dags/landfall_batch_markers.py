@@ -1,7 +1,8 @@
 """Batch pattern with the stock sensor: wait for a batch marker, map one task per landed file.
 
 `S3KeySensor(deferrable=True, wildcard_match=True)` on
-`{marker.prefix}/batches/{sink}/{topic}/*.json` waits in the triggerer until a batch marker exists. It hands nothing downstream (its
+`{marker.prefix}/batches/{sink}/{topic}/*.json` waits in the triggerer until a batch marker
+exists. It hands nothing downstream (its
 `execute_complete` returns nothing), so `landed_files` lists the markers itself. This DAG takes
 every batch landed so far; for "only what is new since the last successful run" use
 `landfall_batch_cursor` (exact) or the look-back listing in `docs/markers.md`.
