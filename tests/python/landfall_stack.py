@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_PKG = REPO / "deploy" / "airflow"
@@ -153,7 +153,8 @@ class Tansu:
         for partition, value in values:
             p.produce(topic, value=value.encode(), partition=partition, on_delivery=report)
         left = p.flush(30)
-        assert left == 0 and not errors, f"produce: {left} undelivered, errors {errors[:3]}"
+        assert left == 0, f"produce: {left} undelivered"
+        assert not errors, f"produce errors: {errors[:3]}"
 
 
 @contextlib.contextmanager
@@ -188,7 +189,7 @@ FIELDS = """fields = [
   { name = "ts", type = "timestamp" },
 ]"""
 
-BASE_HOUR = datetime(2026, 11, 21, 9, tzinfo=timezone.utc)
+BASE_HOUR = datetime(2026, 11, 21, 9, tzinfo=UTC)
 
 
 def record(seq: int, hour: int) -> str:
@@ -291,7 +292,9 @@ def commit_records(s3: Any, sink: str) -> list[dict[str, Any]]:
 class Airflow:
     """An AIRFLOW_HOME with a migrated SQLite database and the example DAGs (plus `extra_dags`)."""
 
-    def __init__(self, home: Path, moto_endpoint: str, extra_dags: list[Path] | None = None):
+    def __init__(
+        self, home: Path, moto_endpoint: str, extra_dags: list[Path] | None = None
+    ) -> None:
         self.home = home
         self.dags = home / "dags"
         self.dags.mkdir(parents=True)
@@ -315,13 +318,15 @@ class Airflow:
             # The package from the working tree, as `pip install deploy/airflow` would provide.
             "PYTHONPATH": str(AIRFLOW_PKG / "src"),
         }
-        r = subprocess.run(
-            [self.bin, "db", "migrate"], env=self.env, capture_output=True, cwd=home
-        )
+        r = subprocess.run([self.bin, "db", "migrate"], env=self.env, capture_output=True, cwd=home)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
 
     def dags_test(
-        self, dag_id: str, logical_date: str, env: dict[str, str], conf: dict[str, Any] | None = None
+        self,
+        dag_id: str,
+        logical_date: str,
+        env: dict[str, str],
+        conf: dict[str, Any] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start `airflow dags test` (in-process executor; deferred tasks' triggers run inline)."""
         log = self.home / f"{dag_id}-{logical_date.replace(':', '')}.log"

@@ -47,8 +47,8 @@ def kafka(work: Path) -> Iterator[ls.Tansu]:
 
 @pytest.fixture(scope="module")
 def airflow(work: Path, s3: ls.Moto) -> ls.Airflow:
-    return ls.Airflow(work / "airflow", s3.endpoint, [Path(__file__).parent / "airflow_dags" / f
-                                                     for f in ("cursor_with_failure.py",)])  # fmt: skip
+    test_dags = Path(__file__).parent / "airflow_dags"
+    return ls.Airflow(work / "airflow", s3.endpoint, [test_dags / "cursor_with_failure.py"])
 
 
 def dag_env(sink: str, topic: str) -> dict[str, str]:
@@ -179,11 +179,14 @@ def test_cursor_hands_every_batch_to_exactly_one_successful_run(
     failed = [ident(m) for r in runs if r["fail"] for m in r["handed"]]
     commits = sorted(ident(m) for m in ls.commit_records(s3.client(), sink))
     rows_read = sum(r["rows"] for r in runs if not r["fail"])
-    print(f"{len(commits)} batches committed, {len(ok)} handed to successful runs, "
-          f"{len(failed)} to the failed run (all re-handed), rows read {rows_read} of {produced}")
+    print(
+        f"{len(commits)} batches committed, {len(ok)} handed to successful runs, "
+        f"{len(failed)} to the failed run (all re-handed), rows read {rows_read} of {produced}"
+    )
     assert len(ok) == len(set(ok)), "a batch was handed to two successful runs"
     assert sorted(ok) == commits, "a committed batch was never handed to a successful run"
-    assert failed and set(failed) <= {ident(m) for m in runs[3]["handed"]}
+    assert failed
+    assert set(failed) <= {ident(m) for m in runs[3]["handed"]}
     assert rows_read == produced
 
 
@@ -224,9 +227,12 @@ def test_hourly_dag_maps_the_files_of_the_window_success(
     files = airflow.xcom(dag_id, run_id, "window_files")
     loads = airflow.ti_states(dag_id, run_id, "load")
     summary = airflow.xcom(dag_id, run_id, "total")
-    print(f"hourly DAG: {len(files)} files in the window, {len(loads)} mapped loads, rows read "
-          f"{summary['rows']} of {in_window} produced for 09:00, {time.monotonic() - t0:.1f}s")
-    assert files and loads == ["success"] * len(files)
+    print(
+        f"hourly DAG: {len(files)} files in the window, {len(loads)} mapped loads, rows read "
+        f"{summary['rows']} of {in_window} produced for 09:00, {time.monotonic() - t0:.1f}s"
+    )
+    assert files
+    assert loads == ["success"] * len(files)
     assert {f["time_partition"] for f in files} == {"dt=2026-11-21/hour=09"}
     assert summary == {"files": len(files), "rows": in_window}
 
@@ -270,6 +276,6 @@ def test_event_trigger_yields_the_manifest_landfall_just_landed(
     print(f"event: kind {payload['kind']}, partition {payload['partition']}, "
           f"{len(payload['files'])} files, manifest == commit record: "
           f"{payload['manifest'] in commits}")  # fmt: skip
-    assert payload["kind"] == "batch" and payload["sink"] == sink
+    assert (payload["kind"], payload["sink"]) == ("batch", sink)
     assert payload["manifest"] in commits
     assert [f["url"] for f in payload["files"]] == [f["url"] for f in payload["manifest"]["files"]]

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
-
 from landfall_airflow.sensors import LandfallBatchSensor, LandfallCommitCursorOperator
 from landfall_airflow.stores import read_listed_file
 
