@@ -406,3 +406,49 @@ class Airflow:
                 f"dags test {dag_id} still running after {timeout}s: "
                 f"{tail(self.log_of(dag_id, logical_date), 60)}"
             ) from None
+
+
+@contextlib.contextmanager
+def airflow_standalone(home: Path, dags: list[Path], env: dict[str, str]) -> Iterator[Airflow]:
+    """`airflow standalone` (API server, scheduler, DAG processor, triggerer; SQLite,
+    LocalExecutor) in its own process group, which is killed as a whole at the end."""
+    af = Airflow.__new__(Airflow)
+    af.home, af.dags = home, home / "dags"
+    af.dags.mkdir(parents=True)
+    for f in dags:
+        (af.dags / f.name).symlink_to(f)
+    af.python = os.environ["LANDFALL_AIRFLOW_PYTHON"]
+    af.bin = Path(af.python).parent / "airflow"
+    port = free_port()
+    af.env = {
+        **os.environ,
+        **env,
+        # standalone starts its components as `airflow ...` from PATH.
+        "PATH": f"{af.bin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(af.dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "PYTHONPATH": str(AIRFLOW_PKG / "src"),
+    }
+    log = home / "standalone.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(af.bin), "standalone"], env=af.env, stdout=out, stderr=out, cwd=home,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield af
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(20)
+        # Components standalone started may outlive it; they are all in its session.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
