@@ -47,8 +47,7 @@ def kafka(work: Path) -> Iterator[ls.Tansu]:
 
 @pytest.fixture(scope="module")
 def airflow(work: Path, s3: ls.Moto) -> ls.Airflow:
-    test_dags = Path(__file__).parent / "airflow_dags"
-    return ls.Airflow(work / "airflow", s3.endpoint, [test_dags / "cursor_with_failure.py"])
+    return ls.Airflow(work / "airflow", s3.endpoint)
 
 
 def dag_env(sink: str, topic: str) -> dict[str, str]:
@@ -97,97 +96,109 @@ def test_batch_markers_dag_with_stock_s3keysensor(
     assert summary == {"files": n_files, "rows": len(produced)} == {"files": 3, "rows": n_rows}
 
 
-def test_batch_cursor_dag_hands_the_landed_files(
+def test_cursor_dag_hands_every_batch_to_exactly_one_successful_run(
     work: Path, s3: ls.Moto, kafka: ls.Tansu, airflow: ls.Airflow
 ) -> None:
-    dag_id, sink = "landfall_batch_cursor", "cursor"
-    date = "2026-11-21T13:00:00+00:00"
-    kafka.create_topic(sink, 1)
-    cfg = ls.sink_config(work, name=sink, topic=sink, bootstrap=kafka.bootstrap,
-                         endpoint=s3.endpoint, flush="max_age_ms = 2000")  # fmt: skip
-    t0 = time.monotonic()
-    run = airflow.dags_test(dag_id, date, dag_env(sink, sink))
-    airflow.wait_deferred(run, dag_id, date, "batches")
-    produced = [(0, ls.record(i, i % 4)) for i in range(800)]
-    kafka.produce(sink, produced)
-    with ls.landfall_run(work, cfg):
-        rc = airflow.finish(run, dag_id, date)
-    assert rc == 0, ls.tail(airflow.log_of(dag_id, date), 80)
-    run_id = airflow.last_run_id(dag_id)
-    handed = airflow.xcom(dag_id, run_id, "batches", "manifests")
-    files = airflow.xcom(dag_id, run_id, "batches")
-    loads = airflow.ti_states(dag_id, run_id, "load")
-    summary = airflow.xcom(dag_id, run_id, "total")
-    committed = airflow.xcom(dag_id, run_id, "commit_cursor")
-    print(f"cursor DAG: {len(handed)} batch(es), {len(files)} files, {len(loads)} mapped loads, "
-          f"rows read {summary['rows']} of {len(produced)} produced, cursor {committed}, "
-          f"{time.monotonic() - t0:.1f}s")  # fmt: skip
-    assert listed(handed) == (len(files), len(produced)) == (4, 800)
-    assert loads == ["success"] * len(files)
-    assert summary == {"files": len(files), "rows": len(produced)}
-    assert committed == {"seq": 1, "next": {sink: {"0": 800}}}
-    assert ls.commit_records(s3.client(), sink) == handed
-
-
-def test_cursor_hands_every_batch_to_exactly_one_successful_run(
-    work: Path, s3: ls.Moto, kafka: ls.Tansu, airflow: ls.Airflow
-) -> None:
-    """Five runs while Landfall keeps landing (3 partitions, more records produced before each
-    run); run 3 fails on purpose. The successful runs' hand-offs tile every partition's chain."""
-    dag_id, sink, parts = "landfall_cursor_with_failure", "chain", 3
+    """The example cursor DAG, five runs while Landfall keeps landing (3 partitions, more records
+    produced before each run). Run 0 starts before anything exists and defers. Run 2 fails on
+    purpose: one data file it is handed is corrupted in the store (its sha256 no longer matches
+    the manifest) until the run has failed. The successful runs' hand-offs tile every chain."""
+    dag_id, sink, parts = "landfall_batch_cursor", "chain", 3
     kafka.create_topic(sink, parts)
     cfg = ls.sink_config(work, name=sink, topic=sink, bootstrap=kafka.bootstrap,
                          endpoint=s3.endpoint, flush="max_age_ms = 500")  # fmt: skip
     env = dag_env(sink, sink)
+    client = s3.client()
     produced = 0
     runs: list[dict[str, Any]] = []
 
     def chunk(n: int) -> None:
         nonlocal produced
-        kafka.produce(sink, [(i % parts, ls.record(produced + i, i % 2)) for i in range(n)])
+        # Two event-time hours: two data files per batch.
+        kafka.produce(sink, [(i % parts, ls.record(produced + i, (i // 3) % 2)) for i in range(n)])
         produced += n
 
-    def landed() -> int:
-        return sum(m["records"] for m in ls.commit_records(s3.client(), sink))
+    def all_landed() -> bool:
+        landed: int = sum(m["records"] for m in ls.commit_records(client, sink))
+        return landed == produced
 
+    def run_dag(i: int, defer_first: bool = False) -> subprocess.Popen[bytes]:
+        date = f"2026-11-22T0{i}:00:00+00:00"
+        run = airflow.dags_test(dag_id, date, env)
+        if defer_first:
+            airflow.wait_deferred(run, dag_id, date, "batches")
+        return run
+
+    def record(i: int, run: subprocess.Popen[bytes]) -> None:
+        date = f"2026-11-22T0{i}:00:00+00:00"
+        rc = airflow.finish(run, dag_id, date)
+        run_id = airflow.last_run_id(dag_id)
+        state = airflow.run_state(dag_id, run_id)
+        r: dict[str, Any] = {
+            "rc": rc,
+            "state": state,
+            "handed": airflow.xcom(dag_id, run_id, "batches", "manifests"),
+            "files": airflow.xcom(dag_id, run_id, "batches"),
+            "loads": airflow.ti_states(dag_id, run_id, "load"),
+            "commit": airflow.ti_states(dag_id, run_id, "commit_cursor"),
+        }
+        r["rows"] = airflow.xcom(dag_id, run_id, "total")["rows"] if state == "success" else None
+        runs.append(r)
+        print(f"run {i}: {state}, {len(r['handed'])} batch(es), {len(r['files'])} files, "
+              f"{r['loads'].count('success')} loads ok, rows read {r['rows']}")  # fmt: skip
+
+    t0 = time.monotonic()
+    first = run_dag(0, defer_first=True)
+    assert ls.commit_records(client, sink) == []
+    chunk(150)
     with ls.landfall_run(work, cfg):
-        for i in range(5):
-            date = f"2026-11-22T0{i}:00:00+00:00"
-            fail = i == 2
-            run = airflow.dags_test(dag_id, date, env, conf={"fail": fail})
-            if i == 0:  # the first run starts before anything exists at all
-                airflow.wait_deferred(run, dag_id, date, "batches")
+        record(0, first)
+        for i in range(1, 5):
             chunk(150 + 50 * i)
-            if i == 4:  # the last run starts after everything produced landed: nothing left over
-                ls.eventually("every record landed", 60, lambda: landed() == produced or None)
-            rc = airflow.finish(run, dag_id, date)
-            run_id = airflow.last_run_id(dag_id)
-            state = airflow.run_state(dag_id, run_id)
-            handed = airflow.xcom(dag_id, run_id, "batches", "manifests")
-            rows = None if fail else airflow.xcom(dag_id, run_id, "total")["rows"]
-            runs.append({"fail": fail, "rc": rc, "state": state, "handed": handed, "rows": rows})
-            print(f"run {i}: {state}, {len(handed)} batch(es) handed, rows read {rows}")
-            assert (state == "failed") == fail, ls.tail(airflow.log_of(dag_id, date), 80)
-            if fail:
-                assert airflow.ti_states(dag_id, run_id, "commit_cursor") == ["upstream_failed"]
-        ls.eventually("every record landed", 60, lambda: landed() == produced or None)
+            if i in (2, 4):  # everything produced landed: run 2's batches are known, run 4 drains
+                ls.eventually("every record landed", 60, lambda: all_landed() or None)
+            if i == 2:
+                pending = [m for m in ls.commit_records(client, sink) if m["files"]
+                           and all(ident(m) not in ident_set(r["handed"]) for r in runs
+                                   if r["state"] == "success")]  # fmt: skip
+                victim = pending[0]["files"][0]["key"]
+                original = client.get_object(Bucket=ls.BUCKET, Key=victim)["Body"].read()
+                client.put_object(Bucket=ls.BUCKET, Key=victim, Body=b"not what was landed")
+            run = run_dag(i)
+            record(i, run)
+            if i == 2:
+                client.put_object(Bucket=ls.BUCKET, Key=victim, Body=original)
+        ls.eventually("every record landed", 60, lambda: all_landed() or None)
 
-    def ident(m: dict[str, Any]) -> tuple[int, int]:
-        return (m["partition"], m["offsets"]["first"])
+    # Run 0: deferred before anything landed, then mapped one load per file it was handed.
+    assert runs[0]["state"] == "success"
+    assert listed(runs[0]["handed"]) == (len(runs[0]["files"]), runs[0]["rows"])
+    assert runs[0]["loads"] == ["success"] * len(runs[0]["files"])
+    # Run 2 failed (a load could not verify its file) and committed no cursor.
+    assert [r["state"] for r in runs] == ["success", "success", "failed", "success", "success"]
+    assert "failed" in runs[2]["loads"]
+    assert runs[2]["commit"] == ["upstream_failed"]
 
-    ok = [ident(m) for r in runs if not r["fail"] for m in r["handed"]]
-    failed = [ident(m) for r in runs if r["fail"] for m in r["handed"]]
-    commits = sorted(ident(m) for m in ls.commit_records(s3.client(), sink))
-    rows_read = sum(r["rows"] for r in runs if not r["fail"])
-    print(
-        f"{len(commits)} batches committed, {len(ok)} handed to successful runs, "
-        f"{len(failed)} to the failed run (all re-handed), rows read {rows_read} of {produced}"
-    )
+    ok = [ident(m) for r in runs if r["state"] == "success" for m in r["handed"]]
+    failed = ident_set(runs[2]["handed"])
+    commits = sorted(ident(m) for m in ls.commit_records(client, sink))
+    rows_read = sum(r["rows"] for r in runs if r["state"] == "success")
+    print(f"{len(commits)} batches committed, {len(ok)} handed to successful runs, "
+          f"{len(failed)} to the failed run (all re-handed to run 3), rows read {rows_read} "
+          f"of {produced} produced, {time.monotonic() - t0:.0f}s")  # fmt: skip
     assert len(ok) == len(set(ok)), "a batch was handed to two successful runs"
     assert sorted(ok) == commits, "a committed batch was never handed to a successful run"
     assert failed
-    assert set(failed) <= {ident(m) for m in runs[3]["handed"]}
+    assert failed <= ident_set(runs[3]["handed"])
     assert rows_read == produced
+
+
+def ident(m: dict[str, Any]) -> tuple[int, int]:
+    return (m["partition"], m["offsets"]["first"])
+
+
+def ident_set(ms: list[dict[str, Any]]) -> set[tuple[int, int]]:
+    return {ident(m) for m in ms}
 
 
 @pytest.fixture(scope="module")
@@ -237,56 +248,13 @@ def test_hourly_dag_maps_the_files_of_the_window_success(
     assert summary == {"files": len(files), "rows": in_window}
 
 
-def test_event_trigger_yields_the_manifest_landfall_just_landed(
-    work: Path, s3: ls.Moto, kafka: ls.Tansu, airflow: ls.Airflow, features: dict[str, bool]
-) -> None:
-    """KafkaMessageQueueTrigger (what an AssetWatcher runs in the triggerer) with the package's
-    apply_function, against the real broker: started before Landfall, it yields an event whose
-    payload is the manifest of the batch Landfall committed, with its files ready to map."""
-    if not features["notify"]:
-        pytest.skip("landfall binary has no [notify] (Kafka notifications) yet")
-    sink, notify = "event", "landfall.batches.event"
-    kafka.create_topic(sink, 1)
-    kafka.create_topic(notify, 1)
-    cfg = ls.sink_config(work, name=sink, topic=sink, bootstrap=kafka.bootstrap,
-                         endpoint=s3.endpoint, flush="max_age_ms = 1000",
-                         extra=f'[notify]\nkafka_topic = "{notify}"')  # fmt: skip
-    conn = {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka.bootstrap,
-            "group.id": "airflow-landfall-test", "auto.offset.reset": "earliest"}}  # fmt: skip
-    log = work / "trigger.log"
-    with log.open("wb") as out:
-        trig = subprocess.Popen(
-            [airflow.python, str(Path(__file__).parent / "airflow_run_trigger.py"), notify, sink,
-             sink, "120"],
-            env={**airflow.env, "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(conn)},
-            stdout=out, stderr=out,
-        )  # fmt: skip
-    try:
-        ls.eventually("the trigger to poll", 60, lambda: "polling" in log.read_text() or None)
-        produced = [(0, ls.record(i, i % 2)) for i in range(300)]
-        kafka.produce(sink, produced)
-        with ls.landfall_run(work, cfg):
-            rc = trig.wait(150)
-    finally:
-        ls.stop(trig)
-    assert rc == 0, ls.tail(log, 60)
-    line = next(ln for ln in log.read_text().splitlines() if ln.startswith("EVENT "))
-    payload = json.loads(line[len("EVENT ") :])
-    commits = ls.commit_records(s3.client(), sink)
-    print(f"event: kind {payload['kind']}, partition {payload['partition']}, "
-          f"{len(payload['files'])} files, manifest == commit record: "
-          f"{payload['manifest'] in commits}")  # fmt: skip
-    assert (payload["kind"], payload["sink"]) == ("batch", sink)
-    assert payload["manifest"] in commits
-    assert [f["url"] for f in payload["files"]] == [f["url"] for f in payload["manifest"]["files"]]
-
-
 def test_event_dag_runs_per_notification_under_scheduler_and_triggerer(
     work: Path, s3: ls.Moto, kafka: ls.Tansu, features: dict[str, bool]
 ) -> None:
     """The event pattern end to end: `airflow standalone` (scheduler, triggerer, API server, DAG
-    processor) with the example event DAG, whose AssetWatcher is running before Landfall starts;
-    Landfall's notifications start runs that map over the notified files."""
+    processor) with the example event DAG, whose AssetWatcher (KafkaMessageQueueTrigger with the
+    package's apply_function, against tansu) is running before Landfall starts. Each asset event
+    carries the manifest of a batch Landfall just committed; the runs map over its files."""
     if not features["notify"]:
         pytest.skip("landfall binary has no [notify] (Kafka notifications) yet")
     dag_id, sink, notify = "landfall_event", "evrun", "landfall.batches.evrun"
@@ -344,11 +312,19 @@ def test_event_dag_runs_per_notification_under_scheduler_and_triggerer(
             )  # fmt: skip
         commits = ls.commit_records(s3.client(), sink)
         n_files, n_rows = listed(commits)
+        events = af.query("SELECT extra FROM asset_event")
+        payloads = [json.loads(r[0])["payload"] for r in events]
         loads = sum(t["files"] for _, t in done)
         print(f"event DAG under scheduler+triggerer: watcher up after {t_watch:.0f}s, "
-              f"{len(commits)} batches, {len(done)} runs, {loads} mapped loads of {n_files} files, "
+              f"{len(commits)} batches, {len(payloads)} asset events, {len(done)} runs, "
+              f"{loads} mapped loads of {n_files} files, "
               f"rows read {sum(t['rows'] for _, t in done)} of {len(produced)}, "
               f"{time.monotonic() - t0:.0f}s")  # fmt: skip
         assert log.exists()
+    # One asset event per committed batch, each carrying that batch's commit record.
+    assert sorted(p["manifest"]["commit_url"] for p in payloads) == sorted(
+        m["commit_url"] for m in commits
+    )
+    assert all(p["manifest"] in commits and p["kind"] == "batch" for p in payloads)
     assert loads == n_files
     assert sum(t["rows"] for _, t in done) == n_rows == len(produced)
