@@ -330,7 +330,9 @@ class Airflow:
     ) -> subprocess.Popen[bytes]:
         """Start `airflow dags test` (in-process executor; deferred tasks' triggers run inline)."""
         log = self.home / f"{dag_id}-{logical_date.replace(':', '')}.log"
-        args = [str(self.bin), "dags", "test", dag_id, logical_date]
+        # -f: parse only the DAG's own file, not the whole folder.
+        args = [str(self.bin), "dags", "test", dag_id, logical_date, "-f",
+                str(self.dags / f"{dag_id}.py")]  # fmt: skip
         if conf is not None:
             args += ["--conf", json.dumps(conf)]
         with log.open("wb") as out:

@@ -56,6 +56,8 @@ def dag_env(sink: str, topic: str) -> dict[str, str]:
         "LANDFALL_DATA_URL": f"s3://{ls.BUCKET}/{sink}/raw",
         "LANDFALL_SINK": sink,
         "LANDFALL_TOPIC": topic,
+        # Sensors look every second (the examples' defaults are 5 s and 30 s).
+        "LANDFALL_POKE_INTERVAL_S": "1",
     }
 
 

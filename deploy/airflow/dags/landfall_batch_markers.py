@@ -29,6 +29,8 @@ MARKERS = os.environ.get("LANDFALL_MARKER_URL", "s3://lake/_landfall")  # marker
 SINK = os.environ.get("LANDFALL_SINK", "orders")
 TOPIC = os.environ.get("LANDFALL_TOPIC", "orders")
 AWS_CONN = os.environ.get("LANDFALL_AWS_CONN_ID", "aws_default")
+# How often the trigger looks (seconds); each look is a few requests to the store.
+POKE_S = float(os.environ.get("LANDFALL_POKE_INTERVAL_S", "5"))
 
 
 @dag(schedule=None, start_date=datetime(2026, 11, 1), catchup=False, tags=["landfall"])
@@ -39,7 +41,7 @@ def landfall_batch_markers() -> None:
         wildcard_match=True,  # fnmatch: `*` also matches `/`, so every dt=/hour= is covered
         deferrable=True,
         aws_conn_id=AWS_CONN,
-        poke_interval=5,
+        poke_interval=POKE_S,
         timeout=3600,
     )
 

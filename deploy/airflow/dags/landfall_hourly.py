@@ -26,6 +26,8 @@ from landfall_airflow.windows import window_files_at
 DATA = os.environ.get("LANDFALL_DATA_URL", "s3://lake/raw")  # store.url
 TOPIC = os.environ.get("LANDFALL_TOPIC", "orders")
 AWS_CONN = os.environ.get("LANDFALL_AWS_CONN_ID", "aws_default")
+# How often the trigger looks (seconds); each look is a few requests to the store.
+POKE_S = float(os.environ.get("LANDFALL_POKE_INTERVAL_S", "30"))
 
 # The hour before the run's logical date (the hour that just ended).
 HOUR = "(logical_date - macros.timedelta(hours=1))"
@@ -43,7 +45,7 @@ def landfall_hourly() -> None:
         bucket_key=SUCCESS,
         deferrable=True,
         aws_conn_id=AWS_CONN,
-        poke_interval=30,
+        poke_interval=POKE_S,
         timeout=4 * 3600,
     )
 
