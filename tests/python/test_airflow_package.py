@@ -4,6 +4,7 @@ venv, install it into an empty directory, and import it from there (typed: py.ty
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -21,9 +22,11 @@ pytestmark = pytest.mark.skipif(
 def test_package_builds_installs_and_imports(tmp_path: Path) -> None:
     py = os.environ["LANDFALL_AIRFLOW_PYTHON"]
     pip = [py, "-m", "pip", "--disable-pip-version-check", "-q"]
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    wheels, target, src = tmp_path / "wheels", tmp_path / "site", tmp_path / "src"
+    # A copy: an in-tree build would leave build/ and *.egg-info in the repository.
+    shutil.copytree(PKG, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     r = subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(PKG)],
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
