@@ -158,6 +158,10 @@ def test_every_batch_goes_to_exactly_one_successful_run() -> None:
         for k, v in store.objects.items()
         if k.startswith("_commits/") and not k.endswith("genesis.json")
     )
+    print(
+        f"200 runs: {len(handed)} batches handed once each, {failed_runs} failed runs, "
+        f"{conflicts} lost races"
+    )
     assert failed_runs > 0
     assert conflicts > 0
     assert sorted(handed) == committed
