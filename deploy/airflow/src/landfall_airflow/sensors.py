@@ -60,7 +60,7 @@ class LandfallBatchSensor(BaseSensorOperator):
         conn_id: str | None = None,
         cursor_url: str | None = None,
         min_batches: int = 1,
-        max_batches: int = 10_000,
+        max_batches: int = 1_000,
         poke_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
