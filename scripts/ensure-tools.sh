@@ -9,12 +9,15 @@
 #   3. A Python venv $CACHE/venv-<sha256 of scripts/requirements-test.txt> with moto,
 #      boto3, pyarrow, duckdb, polars, pytest, confluent-kafka, and for the Helm chart
 #      tests helm-python-sdk, kubernetes-validate, PyYAML, ruff and mypy.
+#   4. A separate Python venv $CACHE/airflow-venv-<sha256 of scripts/requirements-airflow.txt>
+#      with Airflow 3.3 and the amazon (aiobotocore) and apache-kafka providers, for the
+#      example-DAG tests and the deploy/airflow package's checks (~100 s cold, instant cached).
 #
 # Progress goes to stderr. stdout carries only `export` lines, so callers can do
 #     eval "$(scripts/ensure-tools.sh)"
-# which sets TANSU_BIN, LANDFALL_PYTHON and MOTO_SERVER.
+# which sets TANSU_BIN, LANDFALL_PYTHON, MOTO_SERVER and LANDFALL_AIRFLOW_PYTHON.
 #
-# Options:   --no-apt  --no-tansu  --no-venv   skip that step (and its export line)
+# Options:   --no-apt  --no-tansu  --no-venv  --no-airflow   skip that step (and its export line)
 # Env:       LANDFALL_CACHE               cache root (default $HOME/.cache/landfall)
 #            LANDFALL_PYTHON_BOOTSTRAP    interpreter that creates the venv (default python3)
 #            LANDFALL_TANSU_WAIT_S        how long to wait for another tansu build (default 3600)
@@ -28,12 +31,13 @@ TANSU_VERSION=0.6.0
 TANSU_FEATURES=dynostore,libsql
 APT_PACKAGES=(cmake libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev pkg-config build-essential)
 
-do_apt=1 do_tansu=1 do_venv=1
+do_apt=1 do_tansu=1 do_venv=1 do_airflow=1
 for arg in "$@"; do
     case "$arg" in
         --no-apt) do_apt=0 ;;
         --no-tansu) do_tansu=0 ;;
         --no-venv) do_venv=0 ;;
+        --no-airflow) do_airflow=0 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
             exit 0
@@ -54,7 +58,7 @@ pkg_installed() {
 ensure_apt() {
     local wanted=("${APT_PACKAGES[@]}") missing=() p
     # A Python without venv/ensurepip (Debian's bare python3) needs python3-venv.
-    if [[ $do_venv == 1 ]]; then
+    if [[ $do_venv == 1 || $do_airflow == 1 ]]; then
         if ! command -v "$PY_BOOTSTRAP" >/dev/null 2>&1; then
             wanted+=(python3 python3-venv)
         elif ! "$PY_BOOTSTRAP" -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -175,10 +179,49 @@ ensure_venv() {
     exec 9>&-
 }
 
+# ------------------------------------------------------------------ airflow venv
+AIRFLOW_REQUIREMENTS="$ROOT/scripts/requirements-airflow.txt"
+
+# Same shape as ensure_venv: hash-named, built under a lock, complete only with its marker.
+ensure_airflow_venv() {
+    local hash venv marker
+    hash="$(landfall_sha256_file "$AIRFLOW_REQUIREMENTS")"
+    venv="$CACHE/airflow-venv-${hash:0:16}"
+    marker="$venv/.landfall-venv-complete"
+    AIRFLOW_VENV="$venv"
+    if [[ -f "$marker" && -x "$venv/bin/airflow" ]]; then
+        landfall_log "airflow venv: $venv complete, skipping"
+        return 0
+    fi
+    command -v "$PY_BOOTSTRAP" >/dev/null 2>&1 || landfall_die "airflow venv: $PY_BOOTSTRAP not found"
+    exec 7>"$CACHE/.airflow-venv-${hash:0:16}.lock"
+    flock 7
+    if [[ -f "$marker" && -x "$venv/bin/airflow" ]]; then
+        landfall_log "airflow venv: $venv completed by a concurrent run, skipping"
+        exec 7>&-
+        return 0
+    fi
+    local start=$SECONDS
+    landfall_log "airflow venv: creating $venv from $AIRFLOW_REQUIREMENTS (about 100 s)"
+    rm -rf "$venv"
+    "$PY_BOOTSTRAP" -m venv "$venv" >&2 || landfall_die "airflow venv: '$PY_BOOTSTRAP -m venv' failed"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --prefer-binary \
+        -r "$AIRFLOW_REQUIREMENTS" >&2 || {
+        rm -rf "$venv"
+        landfall_die "airflow venv: pip install -r $AIRFLOW_REQUIREMENTS failed"
+    }
+    "$venv/bin/python" -c 'import airflow.sdk, airflow.providers.amazon.aws.sensors.s3, airflow.providers.apache.kafka.triggers.msg_queue, aiobotocore, pyarrow, pytest, mypy' ||
+        landfall_die "airflow venv: import check failed in $venv"
+    "$venv/bin/python" -m pip freeze >"$marker"
+    landfall_log "airflow venv: created in $((SECONDS - start))s"
+    exec 7>&-
+}
+
 # -------------------------------------------------------------------------- main
 if [[ $do_apt == 1 ]]; then ensure_apt; fi
 if [[ $do_tansu == 1 ]]; then ensure_tansu; fi
 if [[ $do_venv == 1 ]]; then ensure_venv; fi
+if [[ $do_airflow == 1 ]]; then ensure_airflow_venv; fi
 
 if [[ $do_tansu == 1 ]]; then
     landfall_emit_export TANSU_BIN "$TANSU_BIN"
@@ -186,4 +229,7 @@ fi
 if [[ $do_venv == 1 ]]; then
     landfall_emit_export LANDFALL_PYTHON "$VENV/bin/python"
     landfall_emit_export MOTO_SERVER "$VENV/bin/moto_server"
+fi
+if [[ $do_airflow == 1 ]]; then
+    landfall_emit_export LANDFALL_AIRFLOW_PYTHON "$AIRFLOW_VENV/bin/python"
 fi

@@ -2,8 +2,9 @@
 # Runs every test of Landfall on a fresh machine: installs what the tests need (Debian build
 # packages, the tansu broker, a Python venv with moto, pyarrow, duckdb and the Helm chart test
 # tools; all cached under ${LANDFALL_CACHE:-$HOME/.cache/landfall}), checks formatting and lints
-# (Rust and tests/python), runs the Rust test suites, then the Python tests in tests/python (the
-# Helm chart's), which run the landfall binary the Rust tests built. Tests start their own
+# (Rust, tests/python and the deploy/airflow package), runs the Rust test suites and the Airflow
+# package's unit tests, then the Python tests in tests/python (the Helm chart's, and the example
+# Airflow DAGs on real Airflow 3.3), which run the landfall binary the Rust tests built. Tests start their own
 # brokers and S3 servers on free loopback ports and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,16 @@ echo "== python: ruff check, ruff format --check, mypy --strict (tests/python)" 
     "$LANDFALL_PYTHON" -m ruff check --no-cache .
     "$LANDFALL_PYTHON" -m ruff format --no-cache --check .
     "$LANDFALL_PYTHON" -m mypy --cache-dir=/dev/null .
+)
+# The Airflow package (config in deploy/airflow/pyproject.toml), checked and unit-tested in the
+# Airflow 3.3 venv it targets; the example DAGs are linted here and run by tests/python.
+echo "== python: deploy/airflow (landfall-airflow): ruff, mypy --strict, unit tests" >&2
+(
+    cd deploy/airflow
+    "$LANDFALL_AIRFLOW_PYTHON" -m ruff check --no-cache .
+    "$LANDFALL_AIRFLOW_PYTHON" -m ruff format --no-cache --check .
+    "$LANDFALL_AIRFLOW_PYTHON" -m mypy --cache-dir=/dev/null src tests
+    "$LANDFALL_AIRFLOW_PYTHON" -m pytest -q tests
 )
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
