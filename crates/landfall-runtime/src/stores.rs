@@ -73,7 +73,10 @@ impl SinkStores {
             options: with_encryption(&cfg.store, scheme, opts.options.clone()),
             ..opts.clone()
         };
-        let data = Location::open(&cfg.store.url, &encrypted(cfg.store.url.scheme(), &data_opts))?;
+        let data = Location::open(
+            &cfg.store.url,
+            &encrypted(cfg.store.url.scheme(), &data_opts),
+        )?;
         let markers = Location::open(
             &cfg.marker.prefix,
             &encrypted(cfg.marker.prefix.scheme(), &marker_opts),

@@ -51,7 +51,9 @@ fn make_pki(dir: &Path) -> Pki {
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("broker certificate");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("broker certificate");
     let ca_file = dir.join("ca.crt");
     std::fs::write(&ca_file, ca.pem()).expect("write CA");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -87,7 +89,8 @@ async fn tls_listener(tls_port: u16, broker_port: u16, server: Arc<rustls::Serve
                 let Ok(mut tls) = acceptor.accept(socket).await else {
                     return;
                 };
-                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await
+                let Ok(mut plain) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await
                 else {
                     return;
                 };
@@ -138,7 +141,9 @@ fn spawn_tansu(dir: &Path, broker_port: u16, advertised: &str, auth: bool) -> st
     if auth {
         cmd.arg("--authentication");
     }
-    let mut child = cmd.spawn().expect("start tansu (run scripts/ensure-tools.sh)");
+    let mut child = cmd
+        .spawn()
+        .expect("start tansu (run scripts/ensure-tools.sh)");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
         assert!(
@@ -237,7 +242,13 @@ fn secure_producer(bootstrap: &str, ca_file: &str) -> FutureProducer {
 /// The sink config for this test, with the security section placed under `[kafka]` and
 /// `broker.address.family=v4` (the TLS listener binds 127.0.0.1; `localhost` may resolve to ::1
 /// first).
-fn secure_sink_toml(name: &str, topic: &str, bootstrap: &str, t: &Target, security: &str) -> String {
+fn secure_sink_toml(
+    name: &str,
+    topic: &str,
+    bootstrap: &str,
+    t: &Target,
+    security: &str,
+) -> String {
     let text = sink_toml(
         name,
         topic,
@@ -285,9 +296,26 @@ async fn records_land_over_tls_with_scram_sha_512() {
     );
     let cfg = parse(&text);
     let st = stores(&cfg, &t);
-    let sink = start_sink(cfg, st.clone(), "w");
+    // The real binary, logging at debug, so its log and /metrics can be searched for the secret.
+    let config = landfall_testkit::write_config(dir.path(), "secure", &text);
+    let log = dir.path().join("secure.log");
+    let sink = SinkProcess::start(
+        &landfall_bin(),
+        &config,
+        &[("LANDFALL_LOG", "debug")],
+        log.clone(),
+    );
     let ms = await_landed(&st.markers, "secure", &produced, Duration::from_secs(90)).await;
-    sink.stop().await;
+    let metrics = scrape(sink.metrics_port);
+    assert!(
+        metrics.contains("landfall_"),
+        "a /metrics scrape: {metrics}"
+    );
+    assert_eq!(
+        sink.terminate(Duration::from_secs(60)),
+        Some(0),
+        "clean stop"
+    );
 
     let rows = landfall_testkit::landed_offsets(&st.data, &ms).await;
     landfall_testkit::assert_exactly_once(&topic, &produced, &ms, &rows);
@@ -297,7 +325,62 @@ async fn records_land_over_tls_with_scram_sha_512() {
         ms.len(),
         produced
     );
+    // No trace of the password: log (debug), metrics, every object written (data, markers).
+    let logged = std::fs::read_to_string(&log).expect("sink log");
+    assert!(!logged.contains(PASSWORD), "the password is in the log");
+    assert!(!metrics.contains(PASSWORD), "the password is in /metrics");
+    let mut files = 0;
+    for root in ["data", "markers"] {
+        for f in walk(&dir.path().join(root)) {
+            files += 1;
+            let bytes = std::fs::read(&f).expect("read");
+            assert!(
+                !bytes
+                    .windows(PASSWORD.len())
+                    .any(|w| w == PASSWORD.as_bytes()),
+                "the password is in {}",
+                f.display()
+            );
+        }
+    }
+    eprintln!(
+        "password absent from {} log bytes, {} metrics bytes and {files} stored files",
+        logged.len(),
+        metrics.len()
+    );
     assert_eq!(rows.len(), 500);
+}
+
+/// The landfall binary under test: `LANDFALL_BIN` (as the Python tests take it) if set, else the
+/// one cargo built for this test crate.
+fn landfall_bin() -> std::path::PathBuf {
+    std::env::var_os("LANDFALL_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_landfall").into())
+}
+
+/// The body of one GET /metrics.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    body
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Run `landfall run` on `text` with `KAFKA_PASSWORD=password` until it exits (at most 60 s);
@@ -311,7 +394,7 @@ async fn run_until_exit(
     let config = landfall_testkit::write_config(dir, name, text);
     let log = dir.join(format!("{name}.log"));
     let mut sink = SinkProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_landfall")),
+        &landfall_bin(),
         &config,
         &[
             ("KAFKA_PASSWORD", password),
@@ -418,7 +501,9 @@ async fn untrusted_broker_certificate_is_a_clear_tls_error() {
     let last = out.lines().last().unwrap_or_default();
     eprintln!("exit {status}; last line: {last}");
     assert!(
-        last.contains("tls-untrusted") && last.contains("TLS with Kafka") && last.contains("certificate verify failed"),
+        last.contains("tls-untrusted")
+            && last.contains("TLS with Kafka")
+            && last.contains("certificate verify failed"),
         "the last line should name the sink and the failed certificate check: {last}"
     );
 }

@@ -34,8 +34,8 @@ pub use model::*;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use redact::{is_secret_key, RedactedOptions, REDACTED};
 pub use security::{
-    KafkaSecurity, SaslSettings, ScramHash, Secret, SecurityProtocol, StoreEncryption,
-    TlsSettings, ENCRYPTION_MANAGED_OPTIONS, SECURITY_MANAGED_OPTIONS,
+    KafkaSecurity, SaslSettings, ScramHash, Secret, SecurityProtocol, StoreEncryption, TlsSettings,
+    ENCRYPTION_MANAGED_OPTIONS, SECURITY_MANAGED_OPTIONS,
 };
 pub use sinks::check_sinks;
 

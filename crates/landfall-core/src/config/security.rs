@@ -453,8 +453,7 @@ fn validate_sasl(raw: &RawKafkaSecurity, p: &mut Problems<'_>) -> Option<SaslSet
                 raw.client_secret_file.as_deref(),
                 true,
             );
-            let (token_endpoint_url, client_id, client_secret) =
-                (url?, client_id?, client_secret?);
+            let (token_endpoint_url, client_id, client_secret) = (url?, client_id?, client_secret?);
             if stray_keys {
                 return None;
             }
@@ -489,7 +488,11 @@ fn required(
             None
         }
         None => {
-            p.add(path, format!("is required with mechanism `{mechanism}`"), None);
+            p.add(
+                path,
+                format!("is required with mechanism `{mechanism}`"),
+                None,
+            );
             None
         }
     }
@@ -543,7 +546,11 @@ fn secret(
             None
         }
         (Some(v), None) if v.is_empty() => {
-            p.add(&path, "is empty", Some("is its ${ENV} variable set to a value?"));
+            p.add(
+                &path,
+                "is empty",
+                Some("is its ${ENV} variable set to a value?"),
+            );
             None
         }
         (Some(v), None) => Some(Secret::new(v)),
@@ -617,7 +624,11 @@ impl StoreEncryption {
                 key_id,
                 bucket_key,
             } => {
-                let kind = if *dual_layer { "aws:kms:dsse" } else { "aws:kms" };
+                let kind = if *dual_layer {
+                    "aws:kms:dsse"
+                } else {
+                    "aws:kms"
+                };
                 let mut out = vec![("aws_server_side_encryption", kind.to_string())];
                 if let Some(id) = key_id {
                     out.push(("aws_sse_kms_key_id", id.clone()));

@@ -195,9 +195,7 @@ fn problems(text: &str) -> Vec<(String, Option<usize>, String)> {
 }
 
 fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .map(|i| i + 1)
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
 #[test]
@@ -229,7 +227,9 @@ fn missing_pieces_per_mechanism_are_named_with_their_line() {
         "{got:?}"
     );
     assert_eq!(got[0].1, line_of(&text, "username = "));
-    assert!(got[0].2.contains("does not apply to mechanism `OAUTHBEARER`"));
+    assert!(got[0]
+        .2
+        .contains("does not apply to mechanism `OAUTHBEARER`"));
 
     let got = problems(&with_security("protocol = \"sasl_plaintext\"\n"));
     assert_eq!(got[0].0, "kafka.security.mechanism");
@@ -391,15 +391,23 @@ fn s3_encryption_mistakes_are_named() {
     let text = BASE
         .replace("s3://lake/raw", "gs://lake/raw")
         .replace("s3://lake/_landfall", "gs://lake/_landfall")
-        .replace("url = \"gs://lake/raw\"\n", "url = \"gs://lake/raw\"\nsse = \"aws:kms\"\n");
+        .replace(
+            "url = \"gs://lake/raw\"\n",
+            "url = \"gs://lake/raw\"\nsse = \"aws:kms\"\n",
+        );
     let err = parse(&text).unwrap_err();
     assert_eq!(err.0[0].key, "store.sse");
     assert!(
-        err.0[0].hint.as_deref().unwrap().contains("default Cloud KMS key"),
+        err.0[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("default Cloud KMS key"),
         "{err}"
     );
 
-    let text = with_store("sse = \"aws:kms\"\noptions = { aws_server_side_encryption = \"AES256\" }");
+    let text =
+        with_store("sse = \"aws:kms\"\noptions = { aws_server_side_encryption = \"AES256\" }");
     let got = problems(&text);
     assert_eq!(got[0].0, "store.options.aws_server_side_encryption");
     assert_eq!(got[0].2, "conflicts with store.sse");
