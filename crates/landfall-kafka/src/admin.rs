@@ -16,12 +16,19 @@ use crate::KafkaSinkError;
 
 /// The `security.protocol` the clients speak: `[kafka.security]`, else the passthrough option,
 /// else librdkafka's default.
-fn security_protocol(kafka: &KafkaConfig) -> String {
-    match (&kafka.security, kafka.options.get("security.protocol")) {
-        (Some(s), _) => s.protocol.librdkafka_name().to_string(),
-        (None, Some(p)) => p.to_ascii_lowercase(),
-        (None, None) => "plaintext".to_string(),
-    }
+fn security_protocol(kafka: &KafkaConfig) -> &'static str {
+    use landfall_core::config::SecurityProtocol as P;
+    let protocol = match (&kafka.security, kafka.options.get("security.protocol")) {
+        (Some(s), _) => s.protocol,
+        (None, None) => P::Plaintext,
+        (None, Some(p)) => match p.to_ascii_lowercase().as_str() {
+            "ssl" => P::Ssl,
+            "sasl_plaintext" => P::SaslPlaintext,
+            "sasl_ssl" => P::SaslSsl,
+            _ => P::Plaintext,
+        },
+    };
+    protocol.librdkafka_name()
 }
 
 /// How long a failed preflight serves librdkafka's queued error events to learn the cause.

@@ -14,7 +14,7 @@ pub enum KafkaSinkError {
     )]
     Unreachable {
         bootstrap: String,
-        protocol: String,
+        protocol: &'static str,
         source: KafkaError,
     },
     /// SASL refused: wrong mechanism, user or password. `reason` is librdkafka's, which names

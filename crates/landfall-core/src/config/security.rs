@@ -545,7 +545,7 @@ fn secret(
             );
             None
         }
-        (Some(v), None) if v.is_empty() => {
+        (Some(""), None) => {
             p.add(
                 &path,
                 "is empty",
