@@ -518,3 +518,141 @@ impl TapMkdir for std::path::PathBuf {
         self
     }
 }
+
+const CLIENT_SECRET: &str = "oidc-Client-s3cret";
+
+/// A token endpoint that hands out an unsigned JWT for `sub=landfall` and keeps every request.
+async fn token_endpoint() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            // Headers, then as many body bytes as Content-Length says.
+            while let Ok(n) = socket.read(&mut buf[len..]).await {
+                len += n;
+                let text = String::from_utf8_lossy(&buf[..len]).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let body_len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if len >= end + 4 + body_len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..len]).to_string());
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let exp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 3600;
+            let jwt = format!(
+                "{}.{}.c2ln",
+                b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+                b64.encode(format!(
+                    r#"{{"sub":"landfall","exp":{exp},"iat":{}}}"#,
+                    exp - 3600
+                ))
+            );
+            let body =
+                format!(r#"{{"access_token":"{jwt}","token_type":"bearer","expires_in":3600}}"#);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    (port, requests)
+}
+
+/// OAUTHBEARER as far as tansu 0.6.0 allows: librdkafka fetches a token from the OIDC
+/// endpoint with the client credentials grant (checked here), then tansu refuses the mechanism
+/// (it accepts only PLAIN and SCRAM), which ends start-up with one line that does not contain
+/// the client secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_fetches_an_oidc_token_with_client_credentials() {
+    use base64::Engine;
+    let dir = test_dir();
+    let pki = make_pki(dir.path());
+    let (broker_port, tls_port) = (free_port(), free_port());
+    let topic = unique("oidc");
+    let _broker = SecureBroker::start(broker_port, tls_port, &topic, 1);
+    tls_listener(tls_port, broker_port, pki.server.clone()).await;
+    let (idp_port, requests) = token_endpoint().await;
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, CLIENT_SECRET).expect("secret file");
+    let security = format!(
+        r#"
+[kafka.security]
+protocol = "sasl_ssl"
+ca_file = "{}"
+mechanism = "OAUTHBEARER"
+token_endpoint_url = "http://127.0.0.1:{idp_port}/oauth2/token"
+client_id = "landfall"
+client_secret_file = "{}"
+scope = "kafka"
+"#,
+        pki.ca_file,
+        secret_file.display()
+    );
+    let t = Target::local(dir.path());
+    let text = secure_sink_toml(
+        "oidc",
+        &topic,
+        &format!("localhost:{tls_port}"),
+        &t,
+        &security,
+    );
+    let (status, out) = run_until_exit(dir.path(), "oidc", &text, "unused").await;
+    let seen = requests.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "no token request; sink output:\n{out}");
+    let first = &seen[0];
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("landfall:{CLIENT_SECRET}"));
+    assert!(first.starts_with("POST /oauth2/token "), "{first}");
+    assert!(
+        first.contains(&format!("Authorization: Basic {basic}")),
+        "{first}"
+    );
+    assert!(
+        first.ends_with("grant_type=client_credentials&scope=kafka"),
+        "{first}"
+    );
+    assert!(
+        !status.success(),
+        "tansu 0.6.0 cannot accept OAUTHBEARER: {out}"
+    );
+    assert!(
+        !out.contains(CLIENT_SECRET),
+        "the client secret reached the output"
+    );
+    let last = out.lines().last().unwrap_or_default();
+    eprintln!(
+        "{} token request(s); exit {status}; last line: {last}",
+        seen.len()
+    );
+    assert!(last.contains("oidc"), "{last}");
+}
