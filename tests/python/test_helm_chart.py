@@ -440,7 +440,9 @@ def test_secrets_reach_the_pod_only_by_secret_reference(chart: helm_python.Chart
     mounts = {m["mountPath"]: m for m in container(objects)["volumeMounts"]}
     assert mounts["/etc/landfall/kafka-sasl"]["readOnly"] is True
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
-    volume = next(v for v in pod["volumes"] if v["name"] == mounts["/etc/landfall/kafka-sasl"]["name"])
+    volume = next(
+        v for v in pod["volumes"] if v["name"] == mounts["/etc/landfall/kafka-sasl"]["name"]
+    )
     assert volume["secret"] == {
         "secretName": "landfall-kafka-sasl",
         "defaultMode": 288,
@@ -449,9 +451,7 @@ def test_secrets_reach_the_pod_only_by_secret_reference(chart: helm_python.Chart
     assert not [m for m in objects if m["kind"] == "Secret"]
 
 
-@pytest.mark.parametrize(
-    "key", ["password", "client_secret", "key_password"]
-)
+@pytest.mark.parametrize("key", ["password", "client_secret", "key_password"])
 def test_schema_refuses_an_inline_kafka_secret(chart: helm_python.Chart, key: str) -> None:
     """[kafka.security] secrets reach a sink only as ${ENV} (secretEnv) or a *_file path."""
     values: Values = {
