@@ -31,6 +31,18 @@ fn security_protocol(kafka: &KafkaConfig) -> &'static str {
     protocol.librdkafka_name()
 }
 
+/// What a refused authentication points at, for the configured mechanism.
+fn credentials_to_check(kafka: &KafkaConfig) -> &'static str {
+    use landfall_core::config::SaslSettings;
+    match kafka.security.as_ref().and_then(|s| s.sasl.as_ref()) {
+        Some(SaslSettings::OauthBearer { .. }) => {
+            "kafka.security: token_endpoint_url, client_id, client_secret, scope, and that the brokers accept OAUTHBEARER tokens of this issuer"
+        }
+        Some(_) => "kafka.security: mechanism, username, password",
+        None => "the sasl.* options in kafka.options",
+    }
+}
+
 /// How long a failed preflight serves librdkafka's queued error events to learn the cause.
 const ERROR_DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -112,6 +124,7 @@ pub fn preflight(s: &ConsumerSettings) -> Result<(), KafkaSinkError> {
                     KafkaSinkError::Authentication {
                         bootstrap: bootstrap(),
                         reason,
+                        check: credentials_to_check(&s.kafka),
                     }
                 }
                 Some((HandshakeFailure::Tls, reason)) => KafkaSinkError::Tls {

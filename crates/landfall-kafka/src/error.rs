@@ -19,10 +19,13 @@ pub enum KafkaSinkError {
     },
     /// SASL refused: wrong mechanism, user or password. `reason` is librdkafka's, which names
     /// the mechanism and the broker's answer, never the password.
-    #[error(
-        "Kafka at {bootstrap} refused the credentials: {reason} (check kafka.security: mechanism, username, password)"
-    )]
-    Authentication { bootstrap: String, reason: String },
+    #[error("Kafka at {bootstrap} refused the credentials: {reason} (check {check})")]
+    Authentication {
+        bootstrap: String,
+        reason: String,
+        /// What to check, for the configured mechanism.
+        check: &'static str,
+    },
     /// The TLS handshake failed: an untrusted or mismatched certificate, or a listener that does
     /// not speak TLS.
     #[error(

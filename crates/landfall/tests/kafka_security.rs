@@ -654,5 +654,8 @@ scope = "kafka"
         "{} token request(s); exit {status}; last line: {last}",
         seen.len()
     );
-    assert!(last.contains("oidc"), "{last}");
+    assert!(
+        last.contains("sink `oidc`") && last.contains("check kafka.security: token_endpoint_url"),
+        "{last}"
+    );
 }
