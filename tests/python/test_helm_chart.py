@@ -287,6 +287,31 @@ def fake_env(objects: list[Manifest]) -> dict[str, str]:
     return env
 
 
+def stage_secret_files(
+    objects: list[Manifest], tomls: dict[str, str], root: Path
+) -> dict[str, str]:
+    """`landfall validate` checks that `[kafka.security]` files (`ca_file`, `password_file`, ...)
+    exist. Each such path must lie under a Secret the Deployment mounts; a stand-in file is
+    created under `root` and the path in the TOML rewritten to it."""
+    mounts = [
+        m["mountPath"].rstrip("/") + "/"
+        for m in container(objects).get("volumeMounts", [])
+        if m["name"].startswith("secret-")
+    ]
+    staged = {}
+    for file_name, text in tomls.items():
+        for path in re.findall(r'\b\w+_file = "(/[^"]+)"', text):
+            assert any(path.startswith(m) for m in mounts), (
+                f"{file_name}: {path} is not under a mounted Secret ({mounts})"
+            )
+            stand_in = root / path.lstrip("/")
+            stand_in.parent.mkdir(parents=True, exist_ok=True)
+            stand_in.write_text("stand-in for a mounted Secret key\n")
+            text = text.replace(f'"{path}"', f'"{stand_in}"')
+        staged[file_name] = text
+    return staged
+
+
 @pytest.mark.parametrize("values_name", ["default", "three-sinks"])
 def test_rendered_sink_tomls_pass_landfall_validate(
     chart: helm_python.Chart, values_name: str, tmp_path: Path
@@ -295,7 +320,7 @@ def test_rendered_sink_tomls_pass_landfall_validate(
     if not landfall:
         pytest.skip("LANDFALL_BIN is not set (scripts/test.sh sets it to the built landfall)")
     objects = manifests(render(chart, VALUE_SETS[values_name]()))
-    tomls = sink_tomls(objects)
+    tomls = stage_secret_files(objects, sink_tomls(objects), tmp_path / "mounts")
     config_dir = tmp_path / "sinks"
     config_dir.mkdir()
     for file_name, text in tomls.items():
@@ -326,7 +351,7 @@ def test_landfall_validate_catches_an_unset_secret_variable(
     path = tmp_path / "payments.toml"
     path.write_text(sink_tomls(objects)["payments.toml"])
     env = fake_env(objects)
-    del env["KAFKA_SASL_PASSWORD"]
+    del env["KAFKA_SASL_USERNAME"]
     result = subprocess.run(
         [landfall, "validate", "--config", str(path)],
         env=env,
@@ -336,7 +361,7 @@ def test_landfall_validate_catches_an_unset_secret_variable(
         check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "environment variable `KAFKA_SASL_PASSWORD` is not set" in result.stdout
+    assert "environment variable `KAFKA_SASL_USERNAME` is not set" in result.stdout
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -452,8 +477,32 @@ def test_secrets_reach_the_pod_only_by_secret_reference(chart: helm_python.Chart
             "name": item["name"],
             "valueFrom": {"secretKeyRef": {"name": item["secretName"], "key": item["key"]}},
         }
-    assert "${KAFKA_SASL_PASSWORD}" in sink_tomls(objects)["payments.toml"]
+    payments = sink_tomls(objects)["payments.toml"]
+    assert "${KAFKA_SASL_USERNAME}" in payments
+    # The password is a file of a mounted Secret, named by path only.
+    assert 'password_file = "/etc/landfall/kafka-sasl/password"' in payments
+    mounts = {m["mountPath"]: m for m in container(objects)["volumeMounts"]}
+    assert mounts["/etc/landfall/kafka-sasl"]["readOnly"] is True
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    volume = next(
+        v for v in pod["volumes"] if v["name"] == mounts["/etc/landfall/kafka-sasl"]["name"]
+    )
+    assert volume["secret"] == {
+        "secretName": "landfall-kafka-sasl",
+        "defaultMode": 288,
+        "items": [{"key": "password", "path": "password"}],
+    }
     assert not [m for m in objects if m["kind"] == "Secret"]
+
+
+@pytest.mark.parametrize("key", ["password", "client_secret", "key_password"])
+def test_schema_refuses_an_inline_kafka_secret(chart: helm_python.Chart, key: str) -> None:
+    """[kafka.security] secrets reach a sink only as ${ENV} (secretEnv) or a *_file path."""
+    values: Values = {
+        "sinks": {"example": {"kafka": {"security": {"protocol": "sasl_ssl", key: "hunter2"}}}}
+    }
+    with pytest.raises(helm_python.HelmValuesError, match=key):
+        render(chart, values)
 
 
 @pytest.mark.parametrize("name", ["KAFKA_PASSWORD", "AWS_SECRET_ACCESS_KEY", "api_token"])
@@ -464,8 +513,8 @@ def test_schema_refuses_secret_looking_plain_env(chart: helm_python.Chart, name:
 
 def test_render_names_a_sink_variable_nobody_provides(chart: helm_python.Chart) -> None:
     values = example_values()
-    values["secretEnv"] = [e for e in values["secretEnv"] if e["name"] != "KAFKA_SASL_PASSWORD"]
-    with pytest.raises(helm_python.HelmRenderError, match=r"\$\{KAFKA_SASL_PASSWORD\}"):
+    values["secretEnv"] = [e for e in values["secretEnv"] if e["name"] != "KAFKA_SASL_USERNAME"]
+    with pytest.raises(helm_python.HelmRenderError, match=r"\$\{KAFKA_SASL_USERNAME\}"):
         render(chart, values)
     values["envFromSecrets"] = ["landfall-kafka-sasl"]  # keys unknown to the chart: no check
     render(chart, values)
@@ -617,7 +666,7 @@ def documented_sink_keys() -> dict[str, set[str]]:
     keys: dict[str, set[str]] = {}
     table: str | None = None
     for line in doc.splitlines():
-        heading = re.fullmatch(r"### (?:Root|`\[(\w+)\]`)", line)
+        heading = re.fullmatch(r"### (?:Root|`\[(\w+(?:\.\w+)?)\]`)", line)
         if heading:
             table = heading.group(1) or ""
             keys[table] = set()
@@ -639,6 +688,11 @@ def test_schema_knows_exactly_the_documented_sink_keys(chart: helm_python.Chart)
         if table_schema.get("type") == "object":
             in_schema[""].discard(table)
             in_schema[table] = set(table_schema["properties"])
+            # A nested table (`[kafka.security]`) has its own key table in the docs.
+            for sub, sub_schema in table_schema["properties"].items():
+                if sub_schema.get("type") == "object":
+                    in_schema[table].discard(sub)
+                    in_schema[f"{table}.{sub}"] = set(sub_schema["properties"])
     documented = documented_sink_keys()
-    assert len(documented) == 12, documented
+    assert len(documented) == 13, documented
     assert in_schema == documented

@@ -52,6 +52,19 @@ pub struct ConsumerSettings {
     pub batch_records: usize,
 }
 
+/// `[kafka.security]`, then the passthrough options (validation refuses passthrough keys the
+/// section manages, so the order only matters without the section).
+fn security_and_options(c: &mut ClientConfig, kafka: &KafkaConfig) {
+    if let Some(security) = &kafka.security {
+        for (k, v) in security.librdkafka_properties() {
+            c.set(k, v);
+        }
+    }
+    for (k, v) in &kafka.options {
+        c.set(k, v);
+    }
+}
+
 /// The group consumer's librdkafka configuration. User options come last, so they win; the
 /// config validation refuses the ones Landfall depends on.
 pub(crate) fn client_config(s: &ConsumerSettings) -> ClientConfig {
@@ -72,9 +85,7 @@ pub(crate) fn client_config(s: &ConsumerSettings) -> ClientConfig {
         // Bound what librdkafka prefetches; the sink's byte budget covers the rest.
         .set("queued.max.messages.kbytes", "65536")
         .set("fetch.wait.max.ms", "100");
-    for (k, v) in &s.kafka.options {
-        c.set(k, v);
-    }
+    security_and_options(&mut c, &s.kafka);
     c
 }
 
@@ -82,9 +93,7 @@ pub(crate) fn client_config(s: &ConsumerSettings) -> ClientConfig {
 pub(crate) fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.bootstrap_servers);
-    for (k, v) in &kafka.options {
-        c.set(k, v);
-    }
+    security_and_options(&mut c, kafka);
     c
 }
 
@@ -104,6 +113,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                security: None,
             },
             topics: TopicSelection::Names(vec!["t".into()]),
             client_id: "landfall-s-w".into(),
@@ -134,5 +144,49 @@ mod tests {
         let c = admin_config(&s.kafka);
         assert_eq!(c.get("group.id"), None);
         assert_eq!(c.get("security.protocol"), Some("ssl"));
+    }
+
+    #[test]
+    fn security_section_reaches_both_clients() {
+        use landfall_core::config::{KafkaSecurity, SaslSettings, ScramHash, Secret};
+        let mut s = settings(&[]);
+        s.kafka.security = Some(KafkaSecurity {
+            protocol: landfall_core::config::SecurityProtocol::SaslPlaintext,
+            tls: None,
+            sasl: Some(SaslSettings::Scram {
+                hash: ScramHash::Sha256,
+                username: "u".into(),
+                password: Secret::new("pw"),
+            }),
+        });
+        for c in [client_config(&s), admin_config(&s.kafka)] {
+            assert_eq!(c.get("security.protocol"), Some("sasl_plaintext"));
+            assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+            assert_eq!(c.get("sasl.username"), Some("u"));
+            assert_eq!(c.get("sasl.password"), Some("pw"));
+        }
+    }
+
+    /// librdkafka refuses `sasl.oauthbearer.method=oidc` when built without libcurl ("OAuth/OIDC
+    /// depends on libcurl and OpenSSL which were not available at build time"); the workspace
+    /// enables rdkafka's `curl` feature for it. Creating the client checks the whole property
+    /// set without contacting anything.
+    #[test]
+    fn librdkafka_accepts_the_oidc_client_credentials_properties() {
+        use landfall_core::config::{KafkaSecurity, SaslSettings, Secret, SecurityProtocol};
+        use rdkafka::consumer::BaseConsumer;
+        let mut s = settings(&[]);
+        s.kafka.security = Some(KafkaSecurity {
+            protocol: SecurityProtocol::SaslSsl,
+            tls: None,
+            sasl: Some(SaslSettings::OauthBearer {
+                token_endpoint_url: "https://idp.invalid/oauth2/token".parse().unwrap(),
+                client_id: "landfall".into(),
+                client_secret: Secret::new("s"),
+                scope: Some("kafka".into()),
+            }),
+        });
+        let created: Result<BaseConsumer, _> = client_config(&s).create();
+        assert!(created.is_ok(), "{:?}", created.err());
     }
 }

@@ -46,6 +46,7 @@ fn settings(bootstrap: &str) -> ConsumerSettings {
             start_from: StartFrom::Earliest,
             session_timeout_ms: 6000,
             options: BTreeMap::new(),
+            security: None,
         },
         topics: TopicSelection::Names(vec![TOPIC.into()]),
         client_id: "landfall-test".into(),

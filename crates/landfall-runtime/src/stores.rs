@@ -26,6 +26,23 @@ fn options(store: &StoreConfig) -> OpenOptions {
     }
 }
 
+/// `store.sse*` applies to every S3 object the sink writes: data, markers and dead letters,
+/// whichever options map a location is opened with (a location on another backend has no such
+/// keys). Validation refuses the same keys in the maps themselves, so nothing here overrides a
+/// user's choice.
+fn with_encryption(
+    store: &StoreConfig,
+    scheme: &str,
+    mut options: std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    if let Some(encryption) = store.encryption.as_ref().filter(|_| scheme == "s3") {
+        for (k, v) in encryption.object_store_options() {
+            options.insert(k.to_string(), v);
+        }
+    }
+    options
+}
+
 impl SinkStores {
     /// Open the sink's locations with its configured retries and timeouts.
     pub fn open(cfg: &SinkConfig) -> Result<SinkStores, StoreError> {
@@ -52,19 +69,32 @@ impl SinkStores {
         if !cfg.marker.options.is_empty() {
             marker_opts.options = cfg.marker.options.clone();
         }
-        let data = Location::open(&cfg.store.url, &data_opts)?;
-        let markers = Location::open(&cfg.marker.prefix, &marker_opts)?;
+        let encrypted = |scheme: &str, opts: &OpenOptions| OpenOptions {
+            options: with_encryption(&cfg.store, scheme, opts.options.clone()),
+            ..opts.clone()
+        };
+        let data = Location::open(
+            &cfg.store.url,
+            &encrypted(cfg.store.url.scheme(), &data_opts),
+        )?;
+        let markers = Location::open(
+            &cfg.marker.prefix,
+            &encrypted(cfg.marker.prefix.scheme(), &marker_opts),
+        )?;
         // Dead letters take the credentials of whichever of the two they share a bucket with.
         let dl = &cfg.errors.dead_letter_url;
         let same_as_markers = dl.scheme() == cfg.marker.prefix.scheme()
             && dl.host_str() == cfg.marker.prefix.host_str();
         let dead_letters = Location::open(
             dl,
-            if same_as_markers {
-                &marker_opts
-            } else {
-                &data_opts
-            },
+            &encrypted(
+                dl.scheme(),
+                if same_as_markers {
+                    &marker_opts
+                } else {
+                    &data_opts
+                },
+            ),
         )?;
         Ok(SinkStores {
             data,

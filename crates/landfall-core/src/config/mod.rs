@@ -9,6 +9,8 @@
 //! - `validate.rs`: one function per section, raw model in, validated model or problems out.
 //! - `model.rs`: the validated model ([`SinkConfig`] and its sections) the rest of Landfall uses.
 //! - `sinks.rs`: [`check_sinks`], the checks across the sinks of one process.
+//! - `security.rs`: `[kafka.security]` and `store.sse*`: secrets from files, and the mapping
+//!   onto librdkafka properties and object_store options.
 //! - `redact.rs`: which option values are secrets; they never print, in `Debug` or problems.
 //! - `problem.rs`: [`ConfigProblem`] and [`ConfigErrors`], each problem with file, line and hint.
 //!
@@ -24,12 +26,17 @@ mod model;
 mod problem;
 mod raw;
 mod redact;
+mod security;
 mod sinks;
 mod validate;
 
 pub use model::*;
 pub use problem::{ConfigErrors, ConfigProblem};
 pub use redact::{is_secret_key, RedactedOptions, REDACTED};
+pub use security::{
+    KafkaSecurity, SaslSettings, ScramHash, Secret, SecurityProtocol, StoreEncryption, TlsSettings,
+    ENCRYPTION_MANAGED_OPTIONS, SECURITY_MANAGED_OPTIONS,
+};
 pub use sinks::check_sinks;
 
 use document::Document;
@@ -96,5 +103,7 @@ pub fn config_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+#[cfg(test)]
+mod security_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use super::security::{KafkaSecurity, StoreEncryption};
 use super::RedactedOptions;
 use crate::schema::DeclaredField;
 
@@ -38,6 +39,8 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u64,
     /// librdkafka options passed through as they are (after Landfall's own, so they win).
     pub options: BTreeMap<String, String>,
+    /// `[kafka.security]`; `None` leaves security to `options` (plaintext unless they say so).
+    pub security: Option<KafkaSecurity>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,6 +145,8 @@ pub struct StoreConfig {
     pub multipart_part_bytes: u64,
     pub max_retries: u32,
     pub request_timeout_ms: u64,
+    /// S3 server-side encryption of every object the sink writes (data, markers, dead letters).
+    pub encryption: Option<StoreEncryption>,
 }
 
 /// `Debug` hides secret option values (see [`RedactedOptions`]).
@@ -269,6 +274,7 @@ impl fmt::Debug for KafkaConfig {
             start_from,
             session_timeout_ms,
             options,
+            security,
         } = self;
         f.debug_struct("KafkaConfig")
             .field("bootstrap_servers", bootstrap_servers)
@@ -276,6 +282,8 @@ impl fmt::Debug for KafkaConfig {
             .field("start_from", start_from)
             .field("session_timeout_ms", session_timeout_ms)
             .field("options", &RedactedOptions(options))
+            // `Secret` fields print as `<redacted>`.
+            .field("security", security)
             .finish()
     }
 }
@@ -289,6 +297,7 @@ impl fmt::Debug for StoreConfig {
             multipart_part_bytes,
             max_retries,
             request_timeout_ms,
+            encryption,
         } = self;
         f.debug_struct("StoreConfig")
             .field("url", url)
@@ -297,6 +306,7 @@ impl fmt::Debug for StoreConfig {
             .field("multipart_part_bytes", multipart_part_bytes)
             .field("max_retries", max_retries)
             .field("request_timeout_ms", request_timeout_ms)
+            .field("encryption", encryption)
             .finish()
     }
 }

@@ -50,6 +50,31 @@ pub(super) struct RawKafka {
     pub(super) session_timeout_ms: u64,
     #[serde(default)]
     pub(super) options: BTreeMap<String, String>,
+    /// `[kafka.security]`; absent = whatever `kafka.options` says (plaintext by default).
+    pub(super) security: Option<RawKafkaSecurity>,
+}
+
+/// `[kafka.security]`: flat, one key per setting; which keys apply depends on `protocol` and
+/// `mechanism` (checked in `security.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKafkaSecurity {
+    pub(super) protocol: String,
+    pub(super) ca_file: Option<String>,
+    pub(super) cert_file: Option<String>,
+    pub(super) key_file: Option<String>,
+    pub(super) key_password: Option<String>,
+    pub(super) key_password_file: Option<String>,
+    pub(super) verify_hostname: Option<bool>,
+    pub(super) mechanism: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) token_endpoint_url: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_file: Option<String>,
+    pub(super) scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +179,10 @@ pub(super) struct RawStore {
     pub(super) max_retries: u32,
     #[serde(default = "defaults::request_timeout_ms")]
     pub(super) request_timeout_ms: u64,
+    /// S3 server-side encryption: `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub(super) sse: Option<String>,
+    pub(super) sse_kms_key_id: Option<String>,
+    pub(super) sse_bucket_key: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -33,10 +33,12 @@ const SECRET_PARTS: [&str; 8] = [
     "oauthbearer.config",
 ];
 
-/// Whether the value of option `key` is a secret that must never be printed.
+/// Whether the value of option `key` is a secret that must never be printed. A key ending in
+/// `_file` (`password_file`, `client_secret_file`) holds a path, which prints, so a problem can
+/// say which file it could not read; the file's content is a [`super::Secret`].
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    SECRET_PARTS.iter().any(|part| key.contains(part))
+    !key.ends_with("_file") && SECRET_PARTS.iter().any(|part| key.contains(part))
 }
 
 /// `Debug` of an options map with the values of secret keys replaced by [`REDACTED`].
@@ -130,6 +132,9 @@ mod tests {
             "google_bearer_token",
             "AZURE_STORAGE_ACCOUNT_KEY",
             "my_credentials",
+            "key_password",
+            "client_secret",
+            "password",
         ] {
             assert!(is_secret_key(key), "{key}");
         }
@@ -138,6 +143,9 @@ mod tests {
             "aws_access_key_id",
             "sasl.username",
             "client.id",
+            "password_file",
+            "client_secret_file",
+            "key_password_file",
         ] {
             assert!(!is_secret_key(key), "{key}");
         }

@@ -33,7 +33,7 @@ pub(super) fn validate(
     let partitioning = validate_partitioning(raw.partitioning, &format, &mut p);
     let flush = validate_flush(&raw.flush, &mut p);
     let parquet = validate_parquet(&raw.parquet, &mut p);
-    let store = validate_store(raw.store, &mut p);
+    let store = validate_store(raw.store, &raw.marker.options, &mut p);
     let marker = validate_marker(raw.marker, &mut p);
     let errors = validate_errors(&raw.errors, marker.as_ref(), &mut p);
     let runtime = validate_runtime(&raw.runtime, &flush, &kafka, &mut p);
@@ -223,6 +223,21 @@ fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConf
             );
         }
     }
+    let security = raw
+        .security
+        .as_ref()
+        .and_then(|s| super::security::validate_kafka_security(s, p));
+    if raw.security.is_some() {
+        for key in raw.options.keys() {
+            if SECURITY_MANAGED_OPTIONS.contains(&key.as_str()) {
+                p.add(
+                    &["kafka", "options", key.as_str()],
+                    "conflicts with [kafka.security], which manages this librdkafka property",
+                    Some("set it in [kafka.security] (see docs/security.md), not in kafka.options"),
+                );
+            }
+        }
+    }
     if let Some(level) = raw.options.get("isolation.level") {
         if level != "read_committed" {
             p.add(
@@ -241,6 +256,7 @@ fn validate_kafka(raw: &RawKafka, sink: &str, p: &mut Problems<'_>) -> KafkaConf
         start_from,
         session_timeout_ms: raw.session_timeout_ms,
         options: raw.options.clone(),
+        security,
     }
 }
 
@@ -463,8 +479,14 @@ fn validate_parquet(raw: &RawParquet, p: &mut Problems<'_>) -> ParquetConfig {
     }
 }
 
-fn validate_store(raw: RawStore, p: &mut Problems<'_>) -> Option<StoreConfig> {
+fn validate_store(
+    raw: RawStore,
+    marker_options: &std::collections::BTreeMap<String, String>,
+    p: &mut Problems<'_>,
+) -> Option<StoreConfig> {
     let url = parse_store_url(p, &["store", "url"], &raw.url);
+    let encryption =
+        super::security::validate_store_encryption(&raw, url.as_ref(), marker_options, p);
     const S3_MIN_PART: u64 = 5 * 1024 * 1024;
     if raw.multipart_part_bytes < S3_MIN_PART {
         p.add(
@@ -487,6 +509,7 @@ fn validate_store(raw: RawStore, p: &mut Problems<'_>) -> Option<StoreConfig> {
         multipart_part_bytes: raw.multipart_part_bytes,
         max_retries: raw.max_retries,
         request_timeout_ms: raw.request_timeout_ms,
+        encryption,
     })
 }
 
@@ -640,10 +663,17 @@ fn validate_notify(raw: &RawNotify, kafka: &KafkaConfig, p: &mut Problems<'_>) -
     // only what [notify] says.
     let mut options: BTreeMap<String, String> = match &raw.bootstrap_servers {
         None => kafka
-            .options
+            .security
             .iter()
-            .filter(|(k, _)| is_connection_option(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|s| s.librdkafka_properties())
+            .map(|(k, v)| (k.to_string(), v))
+            .chain(
+                kafka
+                    .options
+                    .iter()
+                    .filter(|(k, _)| is_connection_option(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            )
             .collect(),
         Some(_) => BTreeMap::new(),
     };
