@@ -834,9 +834,8 @@ impl SinkState {
     /// Paused partitions by reason (`memory`, `retry`, `out_of_range`, the metric's labels).
     /// One paused for several reasons counts in each.
     pub fn paused_by_reason(&self) -> [(&'static str, usize); 3] {
-        let count = |f: fn(&PauseReasons) -> bool| {
-            self.parts.values().filter(|p| f(&p.paused)).count()
-        };
+        let count =
+            |f: fn(&PauseReasons) -> bool| self.parts.values().filter(|p| f(&p.paused)).count();
         [
             ("memory", count(|r| r.memory)),
             ("retry", count(|r| r.retry)),

@@ -456,6 +456,7 @@ mod tests {
                 start_from: StartFrom::Earliest,
                 session_timeout_ms: 6000,
                 options: Default::default(),
+                security: None,
             },
             None,
         )
