@@ -298,6 +298,13 @@ impl Metrics {
                 self.batches_committed
                     .with_label_values(&[sink, t, r.as_str()]);
             }
+            // Every gap reason there is: the series reads 0 from the start, so an alert on its
+            // increase fires on the first skipped offset.
+            self.offsets_skipped.with_label_values(&[
+                sink,
+                t,
+                landfall_core::manifest::GapReason::Retention.as_str(),
+            ]);
         }
         for c in STORE_ERROR_CLASSES {
             self.store_errors.with_label_values(&[sink, c]);
