@@ -396,7 +396,12 @@ impl PartitionBuffer {
             self.partition_names.clear();
         }
         if fmt.hold_records {
-            self.hold(&name_rows(&groups), chunk, &decoded.offsets, &decoded.event_time_us);
+            self.hold(
+                &name_rows(&groups),
+                chunk,
+                &decoded.offsets,
+                &decoded.event_time_us,
+            );
         }
         let single = groups.len() == 1;
         for (name, rows) in groups {
