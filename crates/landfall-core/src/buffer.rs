@@ -34,6 +34,11 @@ pub struct BufferFormat {
     pub fail_on_bad_record: bool,
     /// Learned correction of the file-size estimate, shared by the sink's partitions.
     pub size_model: Arc<SizeModel>,
+    /// Keep each row's original record until its batch lands (`[windows] late_records =
+    /// "dead_letter"`): a row whose window turns out closed when the batch lands becomes a
+    /// dead letter, which needs the record's bytes, not the decoded row. Off by default, so
+    /// other sinks hold only the Parquet pages.
+    pub hold_records: bool,
 }
 
 impl BufferFormat {
@@ -50,6 +55,8 @@ impl BufferFormat {
             chunk_records: cfg.runtime.chunk_records,
             fail_on_bad_record: cfg.errors.on_decode_error == crate::config::OnDecodeError::Fail,
             size_model: Default::default(),
+            hold_records: cfg.windows.enabled
+                && cfg.windows.late_records == crate::config::LateRecords::DeadLetter,
         }
     }
 }
@@ -100,6 +107,14 @@ pub struct EncodedFile {
     pub sha256: String,
 }
 
+/// A row's original record, kept with its event time while its batch may still need it as a
+/// dead letter ([`BufferFormat::hold_records`]).
+#[derive(Debug, Clone)]
+pub struct HeldRecord {
+    pub event_time_us: i64,
+    pub record: KafkaRecord,
+}
+
 /// A sealed batch: a contiguous run of one partition's offsets, encoded, ready to land.
 #[derive(Debug, Clone)]
 pub struct SealedBatch {
@@ -116,6 +131,9 @@ pub struct SealedBatch {
     pub records: u64,
     pub files: Vec<EncodedFile>,
     pub rejected: Vec<Rejected>,
+    /// The rows' original records by time partition, in offset order; empty unless
+    /// [`BufferFormat::hold_records`].
+    pub held: BTreeMap<String, Vec<HeldRecord>>,
     /// Min and max event time of the rows (microseconds).
     pub event_time_us: Option<(i64, i64)>,
     /// The newest Kafka timestamp among the batch's records (ms): once committed, how fresh the
@@ -134,11 +152,19 @@ impl SealedBatch {
         self.files.iter().map(|f| f.bytes.len() as u64).sum()
     }
 
-    /// Bytes the batch holds in memory until it lands: its files, its rejected records, and
-    /// their dead-letter lines (base64, 4/3 of the raw bytes) while that file uploads.
+    /// Bytes the batch holds in memory until it lands: its files, its rejected and held
+    /// records, and their dead-letter lines (base64, 4/3 of the raw bytes) while that file
+    /// uploads (any held record may become one).
     pub fn memory_bytes(&self) -> u64 {
         let rejected: u64 = self.rejected.iter().map(|r| r.record.size_bytes()).sum();
-        self.bytes() + rejected + rejected * 4 / 3
+        let held: u64 = self
+            .held
+            .values()
+            .flatten()
+            .map(|h| h.record.size_bytes())
+            .sum();
+        let records = rejected + held;
+        self.bytes() + records + records * 4 / 3
     }
 }
 
@@ -199,6 +225,10 @@ pub struct PartitionBuffer {
     rejected: Vec<Rejected>,
     /// Bytes of `rejected`: held until the batch lands, so they count against the budget.
     rejected_bytes: u64,
+    /// Original records of the encoded rows ([`BufferFormat::hold_records`]), and their bytes
+    /// (counted against the budget like `rejected`).
+    held: BTreeMap<String, Vec<HeldRecord>>,
+    held_bytes: u64,
     records: u64,
     opened_at_ms: Option<u64>,
     event_time_us: Option<(i64, i64)>,
@@ -221,6 +251,8 @@ impl PartitionBuffer {
             done: Vec::new(),
             rejected: Vec::new(),
             rejected_bytes: 0,
+            held: BTreeMap::new(),
+            held_bytes: 0,
             records: 0,
             opened_at_ms: None,
             event_time_us: None,
@@ -288,6 +320,7 @@ impl PartitionBuffer {
     pub fn memory_bytes(&self) -> u64 {
         self.pending_bytes
             + self.rejected_bytes
+            + self.held_bytes
             + self.open.values().map(OpenFile::memory_bytes).sum::<u64>()
             + self.done.iter().map(|f| f.bytes.len() as u64).sum::<u64>()
     }
@@ -362,6 +395,14 @@ impl PartitionBuffer {
         if self.partition_names.len() > 1024 {
             self.partition_names.clear();
         }
+        if fmt.hold_records {
+            self.hold(
+                &name_rows(&groups),
+                chunk,
+                &decoded.offsets,
+                &decoded.event_time_us,
+            );
+        }
         let single = groups.len() == 1;
         for (name, rows) in groups {
             let (batch, offsets) = if single {
@@ -389,6 +430,31 @@ impl PartitionBuffer {
             self.ratio = 0.7 * self.ratio + 0.3 * observed.clamp(0.001, 4.0);
         }
         Ok(())
+    }
+
+    /// Keep the original record of every row of `groups` (time partition -> row indexes).
+    /// Rows are found by offset: the chunk is in offset order.
+    fn hold(
+        &mut self,
+        groups: &[(&str, &[u32])],
+        chunk: &[KafkaRecord],
+        offsets: &[i64],
+        event_time_us: &[i64],
+    ) {
+        for (name, rows) in groups {
+            let held = self.held.entry(name.to_string()).or_default();
+            for &row in rows.iter() {
+                let offset = offsets[row as usize];
+                let Ok(i) = chunk.binary_search_by_key(&offset, |r| r.offset) else {
+                    continue; // every row comes from a record of the chunk
+                };
+                self.held_bytes += chunk[i].size_bytes();
+                held.push(HeldRecord {
+                    event_time_us: event_time_us[row as usize],
+                    record: chunk[i].clone(),
+                });
+            }
+        }
     }
 
     fn parquet_err(&self, e: impl std::fmt::Display) -> BufferError {
@@ -497,6 +563,7 @@ impl PartitionBuffer {
             records: self.records,
             files,
             rejected: std::mem::take(&mut self.rejected),
+            held: std::mem::take(&mut self.held),
             event_time_us: self.event_time_us.take(),
             newest_timestamp_ms: self.newest_timestamp_ms.take(),
             reason,
@@ -513,6 +580,7 @@ impl PartitionBuffer {
         self.open.clear();
         self.done.clear();
         self.rejected.clear();
+        self.held.clear();
         self.event_time_us = None;
         self.newest_timestamp_ms = None;
         self.reset();
@@ -521,9 +589,17 @@ impl PartitionBuffer {
     fn reset(&mut self) {
         self.records = 0;
         self.rejected_bytes = 0;
+        self.held_bytes = 0;
         self.opened_at_ms = None;
         self.next_seq = 0;
     }
+}
+
+fn name_rows(groups: &BTreeMap<String, Vec<u32>>) -> Vec<(&str, &[u32])> {
+    groups
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.as_slice()))
+        .collect()
 }
 
 /// Split pending records (their sizes) into chunks: a chunk closes once its bytes reach
@@ -571,6 +647,7 @@ mod tests {
             chunk_records: chunk,
             fail_on_bad_record: fail,
             size_model: Default::default(),
+            hold_records: false,
         }
     }
 

@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::SealedBatch;
+use crate::decode::Rejected;
 use crate::manifest::{rfc3339_ms, rfc3339_us, FileEntry, Manifest, FORMAT_VERSION};
 
 /// A window's bounds, microseconds since the epoch, end exclusive.
@@ -188,6 +190,73 @@ pub fn on_time_max_event_us(m: &Manifest) -> Option<i64> {
 /// The `time_partition` (and directory below the topic) of a late file of `time_partition`.
 pub fn late_partition(time_partition: &str) -> String {
     format!("{LATE_DIR}/{time_partition}")
+}
+
+/// The reason a late record's dead letter gives (`late_records = "dead_letter"`).
+pub fn late_reason(time_partition: &str) -> String {
+    format!("late: window {time_partition} closed")
+}
+
+/// `late_records = "dead_letter"`: the batch as it lands once the late decision found the
+/// windows `late` closed. Their files are left out and their rows' original records become
+/// dead letters ([`late_reason`]), beside the batch's undecodable records in offset order; the
+/// event-time range is that of the rows that remain. `offsets` and `records` stay, so the
+/// manifest still says `records = rows + dead_lettered` and covers every offset. A pure function
+/// of the batch and the decision, so a retry of the attempt lands the same layout.
+///
+/// Errs, naming the window, when the batch did not keep the records of a late window's rows
+/// ([`crate::buffer::BufferFormat::hold_records`] off): the caller lands them in the late area
+/// rather than lose them.
+pub fn dead_letter_late(batch: &SealedBatch, late: &[String]) -> Result<SealedBatch, String> {
+    let is_late = |tp: &str| late.iter().any(|l| l == tp);
+    let mut rejected = batch.rejected.clone();
+    for tp in late {
+        let rows: u64 = batch
+            .files
+            .iter()
+            .filter(|f| &f.time_partition == tp)
+            .map(|f| f.rows)
+            .sum();
+        let held = batch.held.get(tp).map_or(&[][..], Vec::as_slice);
+        if held.len() as u64 != rows {
+            return Err(format!(
+                "{}[{}] offsets {}..={}: window {tp} has {rows} rows but {} original records were kept",
+                batch.tp.topic,
+                batch.tp.partition,
+                batch.offsets.first,
+                batch.offsets.last,
+                held.len()
+            ));
+        }
+        let reason = late_reason(tp);
+        rejected.extend(held.iter().map(|h| Rejected {
+            record: h.record.clone(),
+            reason: reason.clone(),
+        }));
+    }
+    rejected.sort_by_key(|r| r.record.offset);
+    let files = batch
+        .files
+        .iter()
+        .filter(|f| !is_late(&f.time_partition))
+        .cloned()
+        .collect();
+    let event_time_us = batch
+        .held
+        .iter()
+        .filter(|(tp, _)| !is_late(tp))
+        .flat_map(|(_, h)| h.iter().map(|h| h.event_time_us))
+        .fold(None, |acc: Option<(i64, i64)>, t| {
+            Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
+        });
+    Ok(SealedBatch {
+        files,
+        rejected,
+        // Landed now: nothing more can become a dead letter.
+        held: BTreeMap::new(),
+        event_time_us,
+        ..batch.clone()
+    })
 }
 
 /// One batch's files of one window

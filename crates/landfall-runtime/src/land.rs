@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::try_join_all;
 use landfall_core::buffer::SealedBatch;
+use landfall_core::config::LateRecords;
 use landfall_core::keys::{batch_marker_key, commit_key, data_key, dead_letter_key};
 use landfall_core::manifest::{FileEntry, Landed, LandingIds, Manifest};
 use landfall_store::commit::commit_record;
 use landfall_store::{io, StoreError};
 use tokio::sync::Semaphore;
+use tracing::warn;
 
 use crate::publish::Publisher;
 use crate::stores::SinkStores;
@@ -74,6 +76,27 @@ pub async fn land_timed(
     // `[windows]`: files of windows that already closed go to the late area (decided once
     // per attempt, so a retry lands the same layout).
     let late = publisher.late_partitions(batch).await?;
+    // ... or, with `late_records = "dead_letter"`, their rows become dead letters: the batch
+    // lands without those files, and its dead-letter file gains their original records.
+    let dead_lettered;
+    let (batch, late) = if !late.is_empty()
+        && publisher.late_records() == Some(LateRecords::DeadLetter)
+    {
+        match landfall_core::windows::dead_letter_late(batch, &late) {
+            Ok(b) => {
+                dead_lettered = b;
+                (&dead_lettered, Vec::new())
+            }
+            Err(reason) => {
+                // Only if the buffer did not keep the records (a bug): still never in the
+                // closed window, and nothing lost.
+                warn!(sink = %settings.sink, %reason, "late rows land in the late area instead of the dead letters");
+                (batch, late)
+            }
+        }
+    } else {
+        (batch, late)
+    };
     let late = &late;
 
     let files = try_join_all(batch.files.iter().map(|f| async move {

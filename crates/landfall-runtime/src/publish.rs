@@ -89,6 +89,11 @@ impl Publisher {
         w.late_partitions(&batch.tp, &batch.attempt_id, &tps).await
     }
 
+    /// The `[windows] late_records` policy (`None` without `[windows]`).
+    pub fn late_records(&self) -> Option<landfall_core::config::LateRecords> {
+        self.windows.as_ref().map(|w| w.late_records())
+    }
+
     /// Also send each committed batch's notification (before its marker).
     pub fn with_notify(mut self, notify: Arc<dyn Notify>) -> Self {
         self.notify = Some(notify);

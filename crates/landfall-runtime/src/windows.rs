@@ -125,6 +125,10 @@ impl Windows {
         Ok(())
     }
 
+    pub fn late_records(&self) -> landfall_core::config::LateRecords {
+        self.cfg.late_records
+    }
+
     /// The partition was (re)assigned here: whatever this worker knew of it may be stale.
     pub async fn assigned(&self, tp: &TopicPartition) {
         self.owned.lock().await.remove(tp);

@@ -765,3 +765,200 @@ async fn a_truncated_log_stops_only_that_partition_and_reports_it() {
         ConsumerCommand::Pause(tps) if tps.contains(&TopicPartition::new(TOPIC, 0)))));
     assert_exact(&stores, &BTreeMap::from([(0, 0..50), (1, 0..100)])).await;
 }
+
+/// `[windows] late_records = "dead_letter"`: records of windows that closed (one by its
+/// `_SUCCESS`, one by the partition's own watermark) become dead letters with the reason, listed
+/// by their batch's manifest; no data file joins the closed window or the late area, the
+/// `_SUCCESS` is untouched, and every offset is a landed row or a dead letter exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_closed_window_become_dead_letters_with_the_reason() {
+    use bytes::Bytes;
+    use landfall_core::deadletter::parse_jsonl;
+    use landfall_core::keys::{time_partition, window_marker_key};
+
+    let text = format!(
+        r#"name = "scripted"
+topics = ["{TOPIC}"]
+
+[kafka]
+bootstrap_servers = "127.0.0.1:1"
+
+[flush]
+max_records = 10
+max_age_ms = 60000
+
+[store]
+url = "file:///nonexistent/data"
+
+[marker]
+prefix = "file:///nonexistent/markers"
+
+[windows]
+enabled = true
+allowed_lateness_ms = 1000
+late_records = "dead_letter"
+idle_after_ms = 600000
+"#
+    );
+    let cfg = SinkConfig::from_toml(&text, Path::new("scripted.toml"), &|_| None).unwrap();
+    let stores = memory_stores(Arc::new(InMemory::new()));
+    const HOUR_MS: i64 = 3_600_000;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let hour_start = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
+    let tp_of = |ms: i64| time_partition(ms * 1000, chrono_tz::UTC);
+    // Three hours ago: another worker already closed it (its `_SUCCESS` exists).
+    let closed_ms = hour_start - 3 * HOUR_MS + 60_000;
+    // Two hours ago: no marker, but this partition's watermark (the rows of `now`) passed it.
+    let passed_ms = hour_start - 2 * HOUR_MS + 60_000;
+    let (closed_tp, passed_tp, now_tp) = (tp_of(closed_ms), tp_of(passed_ms), tp_of(now_ms));
+    let success = Bytes::from_static(b"{\"kind\":\"window\"}");
+    landfall_store::io::put(
+        &stores.data,
+        &window_marker_key(TOPIC, &closed_tp),
+        success.clone(),
+    )
+    .await
+    .unwrap();
+
+    let rec = |offset: i64, ts_ms: i64, value: &str| Tagged {
+        record: KafkaRecord {
+            topic: TOPIC.into(),
+            partition: 0,
+            offset,
+            timestamp_ms: Some(ts_ms),
+            key: Some(Bytes::from(format!("key-{offset}"))),
+            value: Some(Bytes::from(value.to_string())),
+            headers: vec![],
+        },
+        epoch: 0,
+    };
+    let mut s = Script::start(cfg, stores.clone(), stores);
+    let starts = s.assign(&[0]).await;
+    let epoch = starts[&0].epoch;
+    // Batch 0..10: the present hour, on time; its commit raises the partition's watermark.
+    let first: Vec<Tagged> = (0..10)
+        .map(|o| Tagged {
+            epoch,
+            ..rec(o, now_ms, &json_record(o as u64))
+        })
+        .collect();
+    s.events.send(ConsumerEvent::Records(first)).await.unwrap();
+    s.await_landed(&BTreeMap::from([(0, 10)])).await;
+    // Batch 10..20: even offsets now, 11-17 in the closed hour, 19 in the passed hour, and
+    // 18 undecodable.
+    let second: Vec<Tagged> = (10..20)
+        .map(|o| {
+            let ts = match o {
+                19 => passed_ms,
+                o if o % 2 == 1 => closed_ms,
+                _ => now_ms,
+            };
+            let value = if o == 18 {
+                "{not json".to_string()
+            } else {
+                json_record(o as u64)
+            };
+            Tagged {
+                epoch,
+                ..rec(o, ts, &value)
+            }
+        })
+        .collect();
+    s.events.send(ConsumerEvent::Records(second)).await.unwrap();
+    s.await_landed(&BTreeMap::from([(0, 20)])).await;
+    let (_, stores) = s.stop().await;
+
+    let ms = manifests(&stores.markers, "scripted").await;
+    let m = ms
+        .iter()
+        .find(|m| m.offsets.first == 10)
+        .expect("batch 10..20");
+    assert_eq!(
+        (m.records, m.rows, m.dead_lettered),
+        (10, 4, 6),
+        "records = rows + dead_lettered"
+    );
+    for f in ms.iter().flat_map(|m| &m.files) {
+        assert_eq!(
+            f.time_partition.as_deref(),
+            Some(now_tp.as_str()),
+            "{}",
+            f.url
+        );
+    }
+    assert_eq!(m.dead_letter_files.len(), 1);
+    let dl = &m.dead_letter_files[0];
+    let body = landfall_store::io::get(
+        &stores.dead_letters,
+        &stores.dead_letters.key_of_url(&dl.url).unwrap(),
+    )
+    .await
+    .unwrap()
+    .expect("the listed dead-letter file exists");
+    let lines = parse_jsonl(&body).unwrap();
+    let reasons: Vec<(i64, String)> = lines.iter().map(|l| (l.offset, l.reason.clone())).collect();
+    eprintln!("dead letters of batch 10..20: {reasons:?}");
+    let late_closed = format!("late: window {closed_tp} closed");
+    let late_passed = format!("late: window {passed_tp} closed");
+    assert_eq!(
+        reasons
+            .iter()
+            .map(|(o, r)| (*o, r.starts_with("late: ").then_some(r.as_str())))
+            .collect::<Vec<_>>(),
+        [
+            (11, Some(late_closed.as_str())),
+            (13, Some(late_closed.as_str())),
+            (15, Some(late_closed.as_str())),
+            (17, Some(late_closed.as_str())),
+            (18, None),
+            (19, Some(late_passed.as_str())),
+        ]
+    );
+    assert_eq!(
+        lines[0].key_base64.as_deref(),
+        Some("a2V5LTEx"),
+        "key-11, byte-exact"
+    );
+    assert_eq!((dl.min_offset, dl.max_offset, dl.rows), (11, 19, 6));
+
+    // Nothing joined the closed windows or went to the late area; the `_SUCCESS` is as it was.
+    for dir in [
+        format!("{TOPIC}/{closed_tp}"),
+        format!("{TOPIC}/{passed_tp}"),
+        format!("{TOPIC}/_late"),
+    ] {
+        let listed: Vec<String> = landfall_store::io::list(&stores.data, &dir, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.path.to_string())
+            .filter(|p| !p.ends_with("/_SUCCESS"))
+            .collect();
+        assert!(listed.is_empty(), "{dir}: {listed:?}");
+    }
+    assert_eq!(
+        landfall_store::io::get(&stores.data, &window_marker_key(TOPIC, &closed_tp))
+            .await
+            .unwrap(),
+        Some(success)
+    );
+
+    // Every offset accounted for: rows read back plus dead letters, each once, and the commit
+    // records tile 0..20 (what `landfall verify` checks).
+    let mut seen: Vec<i64> = landed_offsets(&stores.data, &ms)
+        .await
+        .into_iter()
+        .map(|(_, _, o)| o)
+        .collect();
+    seen.extend(lines.iter().map(|l| l.offset));
+    seen.sort();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    let batches: Vec<(OffsetRange, &[landfall_core::manifest::Gap])> =
+        ms.iter().map(|m| (m.offsets, m.gaps.as_slice())).collect();
+    let cov = landfall_core::coverage::analyze_batches(Some(0), &batches);
+    assert!(cov.ok() && cov.next == Some(20), "{cov:?}");
+    eprintln!(
+        "batch 10..20: records={} rows={} dead_lettered={}; offsets 0..20 all accounted for",
+        m.records, m.rows, m.dead_lettered
+    );
+}

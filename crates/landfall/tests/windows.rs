@@ -1,7 +1,8 @@
 //! `[windows]`: two `landfall run` processes share a 4-partition topic with events in a past hour
 //! and now. The past hour's `_SUCCESS` lists exactly the committed files of that hour, its rows
 //! equal the rows produced for it, it is written once, an idle partition does not hold it open,
-//! the current hour stays open, and a record for the closed hour lands in the late area.
+//! the current hour stays open, and a record for the closed hour lands in the late area (or, with
+//! `late_records = "dead_letter"`, becomes a dead letter with the reason).
 
 mod common;
 
@@ -245,4 +246,138 @@ async fn two_workers_close_a_past_hour_once_with_every_file_and_route_late_recor
 
 async fn committed_count(markers: &landfall_store::Location, sink: &str) -> usize {
     manifests(markers, sink).await.len()
+}
+
+/// `late_records = "dead_letter"` end to end (one worker, one partition, real broker): the past
+/// hour closes once the partition's rows reach the present; a record for it produced afterwards
+/// is a dead letter with the reason `late: window ... closed`, listed by its batch's manifest,
+/// never in the `_SUCCESS` (unchanged) nor in a data directory; `landfall verify` accounts for
+/// every offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_for_a_closed_window_is_dead_lettered_with_the_reason() {
+    let broker = broker();
+    let (sink, topic) = ("late-dl", unique("late-dl"));
+    broker.create_topic(&topic, 1);
+    let dir = test_dir();
+    let t = Target::local(dir.path());
+    let text = sink_toml(
+        sink,
+        &topic,
+        &broker.bootstrap(),
+        &t,
+        "max_records = 100\nmax_age_ms = 500",
+        "[partitioning]\nevent_time_field = \"ts\"\n\n[windows]\nenabled = true\nallowed_lateness_ms = 1000\nidle_after_ms = 60000\nlate_records = \"dead_letter\"\n",
+    );
+    let config = write_config(dir.path(), sink, &text);
+    let cfg = parse(&text);
+    let st = stores(&cfg, &t);
+    let tz = cfg.partitioning.timezone;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let hour = 3_600_000_000i64;
+    let past_start = now_us.div_euclid(hour) * hour - 2 * hour;
+    let past_tp = time_partition(past_start, tz);
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_landfall"));
+    let a = SinkProcess::start(bin, &config, &[], dir.path().join("a.log"));
+    eventually("partition assigned", Duration::from_secs(90), || async {
+        (a.metric("landfall_partitions_assigned") == Some(1.0)).then_some(())
+    })
+    .await;
+    // 30 rows in the past hour, then 10 now: the partition's watermark passes the past hour.
+    let mut values: Vec<(i32, String)> = (0..30u64)
+        .map(|s| (0, record(s, past_start + s as i64 * 60_000_000)))
+        .collect();
+    values.extend((30..40u64).map(|s| (0, record(s, now_us))));
+    let p = producer(&broker.bootstrap());
+    send(&p, &topic, &values).await;
+    await_landed(
+        &st.markers,
+        sink,
+        &[(0, 40)].into(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let success = format!("{topic}/{past_tp}/_SUCCESS");
+    let body = eventually(
+        "the past hour's _SUCCESS",
+        Duration::from_secs(60),
+        || async { landfall_store::io::get(&st.data, &success).await.unwrap() },
+    )
+    .await;
+    let w: WindowManifest = serde_json::from_slice(&body).unwrap();
+    assert_eq!(w.rows, 30);
+
+    // Offset 40: a record for the closed hour.
+    send(&p, &topic, &[(0, record(10_000, past_start + 90_000_000))]).await;
+    let ms = await_landed(
+        &st.markers,
+        sink,
+        &[(0, 41)].into(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let m = ms
+        .iter()
+        .find(|m| m.offsets.first <= 40 && 40 <= m.offsets.last)
+        .unwrap();
+    assert_eq!((m.records, m.rows, m.dead_lettered), (1, 0, 1));
+    assert!(m.files.is_empty(), "{:?}", m.files);
+    let dl = &m.dead_letter_files[0];
+    let lines = landfall_core::deadletter::parse_jsonl(&std::fs::read(&dl.key).unwrap()).unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].offset, 40);
+    assert_eq!(lines[0].reason, format!("late: window {past_tp} closed"));
+    eprintln!(
+        "offset 40 -> {}: {:?}; manifest records={} rows={} dead_lettered={}",
+        dl.key, lines[0].reason, m.records, m.rows, m.dead_lettered
+    );
+    // Never in the closed window or the late area; the `_SUCCESS` is unchanged.
+    let files_of = |sub: &str| -> Vec<String> {
+        let d = dir.path().join("data").join(&topic).join(sub);
+        walk(&d)
+    };
+    let in_window = files_of(&past_tp);
+    assert_eq!(
+        in_window.iter().filter(|f| f.ends_with(".parquet")).count(),
+        w.files.len(),
+        "{in_window:?}"
+    );
+    assert!(files_of("_late").is_empty());
+    assert_eq!(
+        landfall_store::io::get(&st.data, &success).await.unwrap(),
+        Some(body)
+    );
+    a.terminate(Duration::from_secs(60));
+
+    // `landfall verify`: every offset of the partition covered, the dead letter counted.
+    let out = std::process::Command::new(bin)
+        .args(["verify", "--config"])
+        .arg(&config)
+        .env("LANDFALL_LOG", "error")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("covered=[0, 41) rows=40 dead_lettered=1"),
+        "{report}"
+    );
+}
+
+/// Every file below `dir` (none if it does not exist).
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }

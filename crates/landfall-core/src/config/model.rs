@@ -224,7 +224,9 @@ pub enum LateRecords {
     /// Late rows land under `{store.url}/{topic}/_late/dt=.../hour=.../`, listed by their
     /// batch's manifest, never in a window marker.
     LateArea,
-    /// Late records go to the batch's dead-letter file with the reason `late`.
+    /// Late records go to the batch's dead-letter file with the reason
+    /// `late: window dt=.../hour=... closed`; the buffer keeps every record's original bytes
+    /// until its batch lands so it can (see `docs/markers.md#late-records`).
     DeadLetter,
 }
 

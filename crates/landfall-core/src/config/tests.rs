@@ -346,11 +346,12 @@ fn notify_on_another_cluster_inherits_nothing() {
 }
 
 #[test]
-fn late_records_dead_letter_is_refused_until_it_is_built() {
-    let err =
-        parse(&(GOOD.to_string() + "\n[windows]\nlate_records = \"dead_letter\"\n")).unwrap_err();
-    assert_eq!(err.0.len(), 1, "{err}");
-    assert!(err.0[0].message.contains("not implemented"), "{err}");
+fn late_records_dead_letter_is_accepted() {
+    let cfg = parse(
+        &(GOOD.to_string() + "\n[windows]\nenabled = true\nlate_records = \"dead_letter\"\n"),
+    )
+    .unwrap();
+    assert_eq!(cfg.windows.late_records, LateRecords::DeadLetter);
 }
 
 #[test]

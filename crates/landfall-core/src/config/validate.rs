@@ -691,16 +691,7 @@ fn validate_notify(raw: &RawNotify, kafka: &KafkaConfig, p: &mut Problems<'_>) -
 fn validate_windows(raw: &RawWindows, p: &mut Problems<'_>) -> WindowsConfig {
     let late_records = match raw.late_records.as_str() {
         "late_area" => LateRecords::LateArea,
-        // Not built yet: late rows are already encoded into Parquet when the late decision is
-        // made, and a dead letter needs the record. Refused rather than silently landed late.
-        "dead_letter" => {
-            p.add(
-                &["windows", "late_records"],
-                "`dead_letter` is not implemented yet",
-                Some("use `late_area`: late rows land under {store.url}/{topic}/_late/, listed by their batch's manifest"),
-            );
-            LateRecords::DeadLetter
-        }
+        "dead_letter" => LateRecords::DeadLetter,
         other => {
             p.add(
                 &["windows", "late_records"],

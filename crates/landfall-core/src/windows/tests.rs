@@ -307,3 +307,191 @@ proptest! {
         }
     }
 }
+
+// `late_records = "dead_letter"`: the decision applied to a batch as the sink's own buffer
+// seals it.
+mod dead_letter {
+    use super::*;
+    use crate::buffer::{BufferFormat, PartitionBuffer, SealedBatch};
+    use crate::config::{Compression, FormatConfig, MetadataColumn, ParquetConfig, Statistics};
+    use crate::deadletter::{jsonl, parse_jsonl};
+    use crate::flush::FlushReason;
+    use crate::{KafkaRecord, TopicPartition};
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use bytes::Bytes;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn fmt(hold_records: bool) -> BufferFormat {
+        BufferFormat {
+            decoder: crate::decode::RecordDecoder::new(
+                &FormatConfig::JsonInferred,
+                &[MetadataColumn::Offset],
+                None,
+            ),
+            props: crate::parquet_props::writer_properties(&ParquetConfig {
+                compression: Compression::Zstd(3),
+                row_group_rows: 1000,
+                data_page_bytes: 64 * 1024,
+                dictionary: true,
+                statistics: Statistics::Page,
+            }),
+            timezone: chrono_tz::UTC,
+            chunk_records: 3,
+            fail_on_bad_record: false,
+            size_model: Default::default(),
+            hold_records,
+        }
+    }
+
+    /// Seal records whose Kafka timestamps (the event time) are `hours[i]` hours after `T0`;
+    /// offsets 100.. and an undecodable value where `hours[i]` is `None`.
+    fn sealed(hours: &[Option<i64>], hold: bool) -> (SealedBatch, u64) {
+        let f = fmt(hold);
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 4));
+        for (i, h) in hours.iter().enumerate() {
+            let o = 100 + i as i64;
+            let value = match h {
+                Some(_) => format!(r#"{{"n":{o}}}"#),
+                None => "{oops".into(),
+            };
+            b.push(
+                KafkaRecord {
+                    topic: "t".into(),
+                    partition: 4,
+                    offset: o,
+                    timestamp_ms: Some((T0 + h.unwrap_or(0) * H) / 1000 + i as i64),
+                    key: Some(Bytes::from(format!("k{o}"))),
+                    value: Some(Bytes::from(value)),
+                    headers: vec![("h".into(), Some(Bytes::from_static(b"\x00\xff")))],
+                },
+                0,
+            );
+            if b.chunk_full(&f) {
+                b.encode_pending(&f, 0).unwrap();
+            }
+        }
+        let memory = b.memory_bytes();
+        let last = 100 + hours.len() as i64 - 1;
+        let batch = b
+            .seal(&f, FlushReason::Age, OffsetRange::new(100, last), "a1", 0)
+            .unwrap()
+            .unwrap();
+        (batch, memory)
+    }
+
+    fn offsets_in(bytes: &Bytes) -> Vec<i64> {
+        ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                b.unwrap()
+                    .column_by_name("_offset")
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_of_a_closed_window_become_dead_letters_with_their_original_bytes() {
+        // Offsets 100-105: hour 10 (closed), hour 12, a bad record, hour 10, hour 12, hour 10.
+        let hours = [Some(0), Some(2), None, Some(0), Some(2), Some(0)];
+        let (batch, held_memory) = sealed(&hours, true);
+        let (plain, plain_memory) = sealed(&hours, false);
+        assert!(
+            held_memory > plain_memory,
+            "the kept records count against the budget: {held_memory} vs {plain_memory}"
+        );
+        assert!(batch.memory_bytes() > plain.memory_bytes());
+        assert_eq!(batch.files.len(), 2);
+        let closed = "dt=2026-11-21/hour=10".to_string();
+        let out = dead_letter_late(&batch, std::slice::from_ref(&closed)).unwrap();
+
+        assert_eq!(out.files.len(), 1);
+        assert_eq!(out.files[0].time_partition, "dt=2026-11-21/hour=12");
+        assert_eq!(offsets_in(&out.files[0].bytes), [101, 104]);
+        assert_eq!((out.offsets, out.records), (batch.offsets, 6));
+        assert_eq!(out.records, out.rows() + out.rejected.len() as u64);
+        // The event time left is that of the hour-12 rows (timestamps carry +i ms).
+        assert_eq!(
+            out.event_time_us,
+            Some((T0 + 2 * H + 1_000, T0 + 2 * H + 4_000))
+        );
+        let lines = parse_jsonl(&jsonl(&out.rejected)).unwrap();
+        let got: Vec<(i64, &str)> = lines
+            .iter()
+            .map(|l| (l.offset, l.reason.as_str()))
+            .collect();
+        let late = "late: window dt=2026-11-21/hour=10 closed";
+        assert_eq!(got[0], (100, late));
+        assert_eq!(got[1].0, 102);
+        assert!(got[1].1.contains("line 1"), "decode error: {}", got[1].1);
+        assert_eq!(got[2..], [(103, late), (105, late)]);
+        // Byte-exact: key, value and headers as produced.
+        assert_eq!(lines[0].key_base64.as_deref(), Some("azEwMA==")); // "k100"
+        assert_eq!(lines[0].value_base64.as_deref(), Some("eyJuIjoxMDB9")); // {"n":100}
+        assert_eq!(lines[0].headers[0].value_base64.as_deref(), Some("AP8="));
+        // A retry of the attempt decides the same and lands the same bytes.
+        let again = dead_letter_late(&batch, &[closed]).unwrap();
+        assert_eq!(jsonl(&again.rejected), jsonl(&out.rejected));
+        assert_eq!(again.files[0].sha256, out.files[0].sha256);
+    }
+
+    #[test]
+    fn a_batch_entirely_late_keeps_no_rows_and_no_event_time() {
+        let (batch, _) = sealed(&[Some(0), Some(0)], true);
+        let out = dead_letter_late(&batch, &["dt=2026-11-21/hour=10".into()]).unwrap();
+        assert!(out.files.is_empty());
+        assert_eq!((out.rows(), out.rejected.len()), (0, 2));
+        assert_eq!(out.event_time_us, None);
+        // Nothing late: the batch as sealed.
+        let same = dead_letter_late(&batch, &[]).unwrap();
+        assert_eq!(same.files.len(), 1);
+        assert_eq!(same.event_time_us, batch.event_time_us);
+    }
+
+    #[test]
+    fn without_the_records_the_decision_refuses_naming_the_window() {
+        let (batch, _) = sealed(&[Some(0), Some(2)], false);
+        let err = dead_letter_late(&batch, &["dt=2026-11-21/hour=10".into()]).unwrap_err();
+        assert!(
+            err.contains("t[4] offsets 100..=101: window dt=2026-11-21/hour=10 has 1 rows"),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the hours, bad records and closed windows: every offset of the batch is a
+        /// landed row or a dead letter, exactly once, and no landed row is of a closed window.
+        #[test]
+        fn every_offset_is_a_row_or_a_dead_letter_once(
+            hours in proptest::collection::vec(proptest::option::weighted(0.9, 0i64..4), 1..40),
+            closed in proptest::collection::btree_set(0i64..4, 0..4),
+        ) {
+            let (batch, _) = sealed(&hours, true);
+            let late: Vec<String> = closed
+                .iter()
+                .map(|h| time_partition(T0 + h * H, chrono_tz::UTC))
+                .collect();
+            let out = dead_letter_late(&batch, &late).unwrap();
+            let mut seen: Vec<i64> = out.files.iter().flat_map(|f| offsets_in(&f.bytes)).collect();
+            seen.extend(out.rejected.iter().map(|r| r.record.offset));
+            seen.sort();
+            let all: Vec<i64> = (100..100 + hours.len() as i64).collect();
+            prop_assert_eq!(seen, all);
+            prop_assert_eq!(out.records, out.rows() + out.rejected.len() as u64);
+            for f in &out.files {
+                prop_assert!(!late.contains(&f.time_partition));
+            }
+            let late_lines = out.rejected.iter().filter(|r| r.reason.starts_with("late: ")).count();
+            let expected = hours.iter().flatten().filter(|h| closed.contains(h)).count();
+            prop_assert_eq!(late_lines, expected);
+        }
+    }
+}
