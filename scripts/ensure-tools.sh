@@ -141,80 +141,60 @@ ensure_tansu() {
     exec 8>&-
 }
 
-# -------------------------------------------------------------------------- venv
+# ------------------------------------------------------------------------- venvs
 REQUIREMENTS="$ROOT/scripts/requirements-test.txt"
+AIRFLOW_REQUIREMENTS="$ROOT/scripts/requirements-airflow.txt"
 
-ensure_venv() {
+# build_venv LABEL REQUIREMENTS DIR_PREFIX REQUIRED_EXE IMPORT_CHECK: a venv named after the
+# hash of its requirements file, built under a lock (concurrent runs wait rather than race), and
+# complete only once its marker (the `pip freeze`) exists, so an interrupted build is rebuilt.
+# Sets BUILT_VENV to its path.
+build_venv() {
+    local label="$1" requirements="$2" prefix="$3" exe="$4" imports="$5"
     local hash venv marker
-    hash="$(landfall_sha256_file "$REQUIREMENTS")"
-    venv="$CACHE/venv-${hash:0:16}"
+    hash="$(landfall_sha256_file "$requirements")"
+    venv="$CACHE/$prefix-${hash:0:16}"
     marker="$venv/.landfall-venv-complete"
-    VENV="$venv"
-    if [[ -f "$marker" && -x "$venv/bin/python" ]]; then
-        landfall_log "venv: $venv complete, skipping"
+    BUILT_VENV="$venv"
+    if [[ -f "$marker" && -x "$venv/bin/$exe" ]]; then
+        landfall_log "$label: $venv complete, skipping"
         return 0
     fi
-    command -v "$PY_BOOTSTRAP" >/dev/null 2>&1 || landfall_die "venv: $PY_BOOTSTRAP not found"
-    exec 9>"$CACHE/.venv-${hash:0:16}.lock"
+    command -v "$PY_BOOTSTRAP" >/dev/null 2>&1 || landfall_die "$label: $PY_BOOTSTRAP not found"
+    exec 9>"$CACHE/.$prefix-${hash:0:16}.lock"
     flock 9
-    if [[ -f "$marker" && -x "$venv/bin/python" ]]; then
-        landfall_log "venv: $venv completed by a concurrent run, skipping"
+    if [[ -f "$marker" && -x "$venv/bin/$exe" ]]; then
+        landfall_log "$label: $venv completed by a concurrent run, skipping"
         exec 9>&-
         return 0
     fi
     local start=$SECONDS
-    landfall_log "venv: creating $venv from $REQUIREMENTS with $("$PY_BOOTSTRAP" --version 2>&1)"
+    landfall_log "$label: creating $venv from $requirements with $("$PY_BOOTSTRAP" --version 2>&1)"
     rm -rf "$venv"
-    "$PY_BOOTSTRAP" -m venv "$venv" >&2 || landfall_die "venv: '$PY_BOOTSTRAP -m venv' failed"
+    "$PY_BOOTSTRAP" -m venv "$venv" >&2 || landfall_die "$label: '$PY_BOOTSTRAP -m venv' failed"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --prefer-binary \
-        -r "$REQUIREMENTS" >&2 || {
+        -r "$requirements" >&2 || {
         rm -rf "$venv"
-        landfall_die "venv: pip install -r $REQUIREMENTS failed"
+        landfall_die "$label: pip install -r $requirements failed"
     }
-    "$venv/bin/python" -c 'import moto, boto3, pyarrow, duckdb, polars, pytest, confluent_kafka, helm_python, kubernetes_validate, yaml, ruff, mypy' ||
-        landfall_die "venv: import check failed in $venv"
-    [[ -x "$venv/bin/moto_server" ]] || landfall_die "venv: $venv/bin/moto_server missing"
+    "$venv/bin/python" -c "$imports" || landfall_die "$label: import check failed in $venv"
+    [[ -x "$venv/bin/$exe" ]] || landfall_die "$label: $venv/bin/$exe missing"
     "$venv/bin/python" -m pip freeze >"$marker"
-    landfall_log "venv: created in $((SECONDS - start))s"
+    landfall_log "$label: created in $((SECONDS - start))s"
     exec 9>&-
 }
 
-# ------------------------------------------------------------------ airflow venv
-AIRFLOW_REQUIREMENTS="$ROOT/scripts/requirements-airflow.txt"
+ensure_venv() {
+    build_venv venv "$REQUIREMENTS" venv moto_server \
+        'import moto, boto3, pyarrow, duckdb, polars, pytest, confluent_kafka, helm_python, kubernetes_validate, yaml, ruff, mypy'
+    VENV="$BUILT_VENV"
+}
 
-# Same shape as ensure_venv: hash-named, built under a lock, complete only with its marker.
+# Apart from the test venv: Airflow pins its own versions of much of what the tests use.
 ensure_airflow_venv() {
-    local hash venv marker
-    hash="$(landfall_sha256_file "$AIRFLOW_REQUIREMENTS")"
-    venv="$CACHE/airflow-venv-${hash:0:16}"
-    marker="$venv/.landfall-venv-complete"
-    AIRFLOW_VENV="$venv"
-    if [[ -f "$marker" && -x "$venv/bin/airflow" ]]; then
-        landfall_log "airflow venv: $venv complete, skipping"
-        return 0
-    fi
-    command -v "$PY_BOOTSTRAP" >/dev/null 2>&1 || landfall_die "airflow venv: $PY_BOOTSTRAP not found"
-    exec 7>"$CACHE/.airflow-venv-${hash:0:16}.lock"
-    flock 7
-    if [[ -f "$marker" && -x "$venv/bin/airflow" ]]; then
-        landfall_log "airflow venv: $venv completed by a concurrent run, skipping"
-        exec 7>&-
-        return 0
-    fi
-    local start=$SECONDS
-    landfall_log "airflow venv: creating $venv from $AIRFLOW_REQUIREMENTS (about 100 s)"
-    rm -rf "$venv"
-    "$PY_BOOTSTRAP" -m venv "$venv" >&2 || landfall_die "airflow venv: '$PY_BOOTSTRAP -m venv' failed"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --prefer-binary \
-        -r "$AIRFLOW_REQUIREMENTS" >&2 || {
-        rm -rf "$venv"
-        landfall_die "airflow venv: pip install -r $AIRFLOW_REQUIREMENTS failed"
-    }
-    "$venv/bin/python" -c 'import airflow.sdk, airflow.providers.amazon.aws.sensors.s3, airflow.providers.apache.kafka.triggers.msg_queue, aiobotocore, pyarrow, pytest, mypy' ||
-        landfall_die "airflow venv: import check failed in $venv"
-    "$venv/bin/python" -m pip freeze >"$marker"
-    landfall_log "airflow venv: created in $((SECONDS - start))s"
-    exec 7>&-
+    build_venv "airflow venv" "$AIRFLOW_REQUIREMENTS" airflow-venv airflow \
+        'import airflow.sdk, airflow.providers.amazon.aws.sensors.s3, airflow.providers.apache.kafka.triggers.msg_queue, aiobotocore, pyarrow, pytest, mypy'
+    AIRFLOW_VENV="$BUILT_VENV"
 }
 
 # -------------------------------------------------------------------------- main

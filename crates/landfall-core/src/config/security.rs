@@ -248,21 +248,6 @@ pub(super) fn validate_kafka_security(
         ("key_password_file", raw.key_password_file.is_some()),
         ("verify_hostname", raw.verify_hostname.is_some()),
     ];
-    if !protocol.uses_tls() {
-        for (key, set) in tls_keys {
-            if set {
-                ok = false;
-                p.add(
-                    &at(key),
-                    format!(
-                        "is a TLS setting, but protocol `{}` does not use TLS",
-                        protocol.librdkafka_name()
-                    ),
-                    Some("use protocol = \"ssl\" or \"sasl_ssl\", or remove the key"),
-                );
-            }
-        }
-    }
     let sasl_keys: [(&'static str, bool); 9] = [
         ("mechanism", raw.mechanism.is_some()),
         ("username", raw.username.is_some()),
@@ -274,19 +259,30 @@ pub(super) fn validate_kafka_security(
         ("client_secret_file", raw.client_secret_file.is_some()),
         ("scope", raw.scope.is_some()),
     ];
-    if !protocol.uses_sasl() {
-        for (key, set) in sasl_keys {
-            if set {
-                ok = false;
-                p.add(
-                    &at(key),
-                    format!(
-                        "is a SASL setting, but protocol `{}` does not use SASL",
-                        protocol.librdkafka_name()
-                    ),
-                    Some("use protocol = \"sasl_plaintext\" or \"sasl_ssl\", or remove the key"),
-                );
-            }
+    for (keys, used, what, hint) in [
+        (
+            &tls_keys[..],
+            protocol.uses_tls(),
+            "TLS",
+            "use protocol = \"ssl\" or \"sasl_ssl\", or remove the key",
+        ),
+        (
+            &sasl_keys[..],
+            protocol.uses_sasl(),
+            "SASL",
+            "use protocol = \"sasl_plaintext\" or \"sasl_ssl\", or remove the key",
+        ),
+    ] {
+        for &(key, _) in keys.iter().filter(|(_, set)| *set && !used) {
+            ok = false;
+            p.add(
+                &at(key),
+                format!(
+                    "is a {what} setting, but protocol `{}` does not use {what}",
+                    protocol.librdkafka_name()
+                ),
+                Some(hint),
+            );
         }
     }
 
