@@ -3,49 +3,16 @@
 //! must come out Permanent (retrying cannot help, and retrying forever hides the problem) and a
 //! transient answer (408, 429, 5xx, a dropped connection) Transient.
 //!
-//! The server is a minimal HTTP/1.1 responder on a loopback port that answers every request with
-//! one fixed status and an S3-style XML error body: every status can be had on purpose, which no
-//! emulator offers.
+//! The server (`landfall_testkit::faults::answering_http`) is a minimal HTTP/1.1 responder on a
+//! loopback port that answers every request with one fixed status and an S3-style XML error body:
+//! every status can be had on purpose, which no emulator offers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use landfall_store::{io, ErrorClass, Location, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Answer every request with `status` until the test ends; returns the endpoint URL.
-async fn answering(status: u16) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                // Read the head and whatever body arrives with it; the answer does not depend on
-                // it. A status of 0 means: drop the connection without answering.
-                let _ = tokio::time::timeout(Duration::from_millis(200), sock.read(&mut buf)).await;
-                if status == 0 {
-                    return;
-                }
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>Test{status}</Code><Message>answered {status}</Message></Error>"
-                );
-                let head = format!(
-                    "HTTP/1.1 {status} Test\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(body.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
+use landfall_testkit::faults::answering_http;
 
 fn s3(endpoint: &str) -> Location {
     let opts = OpenOptions {
@@ -83,7 +50,7 @@ async fn deterministic_4xx_are_permanent_and_transient_answers_are_retried() {
     ];
     let mut wrong = Vec::new();
     for &(status, want) in cases {
-        let loc = s3(&answering(status).await);
+        let loc = s3(&answering_http(status).await);
         let err = io::put(&loc, "orders/part-0.parquet", Bytes::from_static(b"x"))
             .await
             .expect_err("every request fails");
