@@ -23,8 +23,10 @@
 //!   when the log ends before where Landfall stands (topic recreated, log truncated), that
 //!   partition stops (paused, reported stuck) and nothing is skipped or dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::budget::{self, Step};
 use crate::buffer::{BufferError, BufferFormat, PartitionBuffer, SealedBatch};
@@ -624,7 +626,11 @@ impl SinkState {
     ) -> Result<(Vec<Action>, Tally), StateError> {
         let mut out = Vec::new();
         let mut tally = Tally::default();
+        // Partitions in the order they first appear (flushes are decided in that order), and
+        // the set of them, so a delivery spanning 1,000 partitions costs no quadratic scan.
         let mut touched: Vec<TopicPartition> = Vec::new();
+        let mut seen: HashSet<TopicPartition> = HashSet::new();
+        let mut full: HashSet<TopicPartition> = HashSet::new();
         let max_records = self.settings.max_records;
         for (rec, epoch) in records {
             let tp = TopicPartition::new(rec.topic.clone(), rec.partition);
@@ -642,25 +648,53 @@ impl SinkState {
             }
             tally.count(&tp.topic, 1, 0);
             p.buffer.push(rec, now.mono_ms);
-            if p.buffer.chunk_full(&self.settings.format) {
-                p.buffer
-                    .encode_pending(&self.settings.format, now.wall_us)
-                    .map_err(Box::new)?;
-                self.flush_if_due(&tp, now, &mut out)?;
-            } else if p.buffer.records() >= max_records {
+            if p.buffer.records() >= max_records {
                 // Checked per record, so a batch holds exactly `max_records`.
                 self.seal(&tp, FlushReason::Records, now)?;
                 self.pump(&tp, now, &mut out);
+            } else if p.buffer.chunk_full(&self.settings.format) && !full.contains(&tp) {
+                full.insert(tp.clone());
             }
-            if !touched.contains(&tp) {
+            // Records come in runs of one partition: the last one is the cheap check.
+            if touched.last() != Some(&tp) && seen.insert(tp.clone()) {
                 touched.push(tp);
             }
         }
+        // Full chunks are encoded once the delivery is sorted, all partitions at once.
+        self.encode(&full, now)?;
         for tp in &touched {
             self.flush_if_due(tp, now, &mut out)?;
         }
         self.enforce_budget(now, &mut out)?;
         Ok((out, tally))
+    }
+
+    /// Decode and Parquet-encode the pending records of `tps`, in parallel across partitions
+    /// (each partition's buffer is its own; the encode pool has one thread per core, which also
+    /// bounds how many decoded chunks are in memory at once). The sink's loop is otherwise
+    /// single-threaded, so without this one core encodes while the other idles.
+    fn encode(&mut self, tps: &HashSet<TopicPartition>, now: Now) -> Result<(), StateError> {
+        if tps.is_empty() {
+            return Ok(());
+        }
+        let fmt = &self.settings.format;
+        let mut buffers: Vec<&mut PartitionBuffer> = self
+            .parts
+            .iter_mut()
+            .filter(|(tp, _)| tps.contains(*tp))
+            .map(|(_, p)| &mut p.buffer)
+            .collect();
+        if let [one] = buffers.as_mut_slice() {
+            return one
+                .encode_pending(fmt, now.wall_us)
+                .map_err(|e| Box::new(e).into());
+        }
+        buffers
+            .par_iter_mut()
+            .map(|b| b.encode_pending(fmt, now.wall_us))
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+            .map_err(|e| Box::new(e).into())
     }
 
     /// Time passed: age flushes, retries that are due, the memory budget. `outside_bytes` is
@@ -671,6 +705,7 @@ impl SinkState {
         let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
         tps.sort();
         let stuck_after = self.settings.stuck_after_ms;
+        self.encode_due(&tps, now)?;
         for tp in &tps {
             self.pump(tp, now, &mut out);
             self.flush_if_due(tp, now, &mut out)?;
@@ -698,6 +733,7 @@ impl SinkState {
         let mut out = Vec::new();
         let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
         tps.sort();
+        self.encode_due(&tps, now)?;
         for tp in &tps {
             self.flush_if_due(tp, now, &mut out)?;
             self.retry_now(tp, now);
@@ -889,27 +925,40 @@ impl SinkState {
         now: Now,
         out: &mut Vec<Action>,
     ) -> Result<(), StateError> {
-        let Some(p) = self.parts.get(tp) else {
-            return Ok(());
-        };
+        if let Some(reason) = self.due(tp, now) {
+            self.seal(tp, reason, now)?;
+            self.pump(tp, now, out);
+        }
+        Ok(())
+    }
+
+    /// Why `tp`'s buffer should be sealed now, if it should.
+    fn due(&self, tp: &TopicPartition, now: Now) -> Option<FlushReason> {
+        let p = self.parts.get(tp)?;
         if p.buffer.is_empty() || p.phase == Phase::Recovering {
-            return Ok(());
+            return None;
         }
         let forced = match p.phase {
             Phase::Revoking => Some(FlushReason::Revoke),
             _ if self.stopping => Some(FlushReason::Shutdown),
             _ => None,
         };
-        let reason = forced.or_else(|| {
+        forced.or_else(|| {
             self.settings
                 .policy
                 .due(&p.buffer.stats(&self.settings.format), now.mono_ms)
-        });
-        if let Some(reason) = reason {
-            self.seal(tp, reason, now)?;
-            self.pump(tp, now, out);
-        }
-        Ok(())
+        })
+    }
+
+    /// Encode, all at once, the pending records of those of `tps` about to be sealed, so the
+    /// seals that follow one by one find nothing left to encode.
+    fn encode_due(&mut self, tps: &[TopicPartition], now: Now) -> Result<(), StateError> {
+        let due: HashSet<TopicPartition> = tps
+            .iter()
+            .filter(|tp| self.due(tp, now).is_some())
+            .cloned()
+            .collect();
+        self.encode(&due, now)
     }
 
     /// Seal `tp`'s buffer into a batch at the back of its queue.
@@ -1017,11 +1066,20 @@ impl SinkState {
             .filter(|p| p.phase != Phase::Running)
             .map(|p| p.buffer.memory_bytes() + p.sealed_bytes())
             .sum();
-        for step in budget::plan(
+        let steps = budget::plan(
             self.settings.max_buffered_bytes,
             self.outside_bytes + others,
             &views,
-        ) {
+        );
+        let flushed: HashSet<TopicPartition> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Flush(i) => Some(tps[*i].clone()),
+                _ => None,
+            })
+            .collect();
+        self.encode(&flushed, now)?;
+        for step in steps {
             match step {
                 Step::Flush(i) => {
                     self.seal(&tps[i], FlushReason::Memory, now)?;
