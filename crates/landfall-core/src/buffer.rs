@@ -14,7 +14,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::{Encoding, PageType};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::decode::{conform, RecordDecoder, Rejected};
 use crate::flush::{BufferStats, FlushReason};
@@ -34,6 +37,8 @@ pub struct BufferFormat {
     pub fail_on_bad_record: bool,
     /// Learned correction of the file-size estimate, shared by the sink's partitions.
     pub size_model: Arc<SizeModel>,
+    /// Columns whose dictionary did not pay in recent files, shared by the sink's partitions.
+    pub dictionary: Arc<DictionaryModel>,
     /// Keep each row's original record until its batch lands (`[windows] late_records =
     /// "dead_letter"`): a row whose window turns out closed when the batch lands becomes a
     /// dead letter, which needs the record's bytes, not the decoded row. Off by default, so
@@ -55,6 +60,7 @@ impl BufferFormat {
             chunk_records: cfg.runtime.chunk_records,
             fail_on_bad_record: cfg.errors.on_decode_error == crate::config::OnDecodeError::Fail,
             size_model: Default::default(),
+            dictionary: Default::default(),
             hold_records: cfg.windows.enabled
                 && cfg.windows.late_records == crate::config::LateRecords::DeadLetter,
         }
@@ -90,6 +96,89 @@ impl SizeModel {
                     .load(std::sync::atomic::Ordering::Relaxed),
             )
             .max(written)
+    }
+}
+
+/// Which columns to write without a dictionary, learned from finished files.
+///
+/// Parquet writers dictionary-encode every column while the dictionary stays under its page
+/// limit (1 MiB). For a column of mostly distinct values (ids, sequence numbers, free text) that
+/// is pure cost: every value is hashed and interned, the dictionary page holds the values anyway
+/// and the indexes come on top — on small events the interning was a sixth of the sink's CPU.
+/// A finished file tells which columns did not pay: their writer fell back to plain pages, or
+/// their dictionary page is most of the column chunk. Later files write those columns plain.
+/// Every [`DICTIONARY_PROBE_FILES`]th file is written with every dictionary on, so a column whose
+/// values turn repetitive gets its dictionary back.
+#[derive(Debug, Default)]
+pub struct DictionaryModel {
+    state: std::sync::Mutex<DictionaryState>,
+}
+
+#[derive(Debug, Default)]
+struct DictionaryState {
+    plain: std::collections::BTreeSet<Vec<String>>,
+    files: u64,
+}
+
+/// How often a file is written with every dictionary on, to re-learn.
+pub const DICTIONARY_PROBE_FILES: u64 = 16;
+/// Column chunks smaller than this are not judged. A dictionary page of half the column chunk
+/// or more holds mostly distinct values.
+const DICTIONARY_JUDGED_BYTES: i64 = 16 << 10;
+
+impl DictionaryModel {
+    /// Writer properties for the next file: `base` with the learned columns plain.
+    fn props(&self, base: &Arc<WriterProperties>) -> WriterProperties {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.files += 1;
+        if state.plain.is_empty() || state.files.is_multiple_of(DICTIONARY_PROBE_FILES) {
+            return (**base).clone();
+        }
+        let mut b = (**base).clone().into_builder();
+        for path in &state.plain {
+            b = b.set_column_dictionary_enabled(ColumnPath::new(path.clone()), false);
+        }
+        b.build()
+    }
+
+    /// Learn from a finished file: which of its dictionary-encoded columns did not pay. Only a
+    /// file written with a column's dictionary on says anything about that column, and only a
+    /// column chunk of [`DICTIONARY_JUDGED_BYTES`] or more (below, page headers decide the share).
+    fn learn(&self, meta: &ParquetMetaData) {
+        // Column -> (fell back, dictionary page bytes, column chunk bytes) over the row groups.
+        let mut seen: BTreeMap<Vec<String>, (bool, i64, i64)> = BTreeMap::new();
+        for col in meta.row_groups().iter().flat_map(|rg| rg.columns()) {
+            let Some(dict_at) = col.dictionary_page_offset() else {
+                continue;
+            };
+            let fell_back = col.page_encoding_stats().is_some_and(|stats| {
+                stats.iter().any(|s| {
+                    matches!(s.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2)
+                        && !matches!(
+                            s.encoding,
+                            Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
+                        )
+                })
+            });
+            let e = seen.entry(col.column_path().parts().to_vec()).or_default();
+            e.0 |= fell_back;
+            e.1 += col.data_page_offset() - dict_at;
+            e.2 += col.compressed_size();
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (path, (fell_back, dict, chunk)) in seen {
+            if fell_back || (chunk >= DICTIONARY_JUDGED_BYTES && dict * 2 >= chunk) {
+                state.plain.insert(path);
+            } else if chunk >= DICTIONARY_JUDGED_BYTES {
+                state.plain.remove(&path);
+            }
+        }
+    }
+
+    /// The columns currently written plain (dotted paths), for tests and diagnostics.
+    pub fn plain_columns(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.plain.iter().map(|p| p.join(".")).collect()
     }
 }
 
@@ -487,9 +576,9 @@ impl PartitionBuffer {
         };
         if !self.open.contains_key(&name) {
             let schema = batch.schema();
-            let writer =
-                ArrowWriter::try_new(Vec::new(), schema.clone(), Some((*fmt.props).clone()))
-                    .map_err(|e| self.parquet_err(e))?;
+            let props = fmt.dictionary.props(&fmt.props);
+            let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+                .map_err(|e| self.parquet_err(e))?;
             self.open.insert(
                 name.clone(),
                 OpenFile {
@@ -517,11 +606,13 @@ impl PartitionBuffer {
         &mut self,
         fmt: &BufferFormat,
         name: String,
-        f: OpenFile,
+        mut f: OpenFile,
     ) -> Result<EncodedFile, BufferError> {
         let estimated = f.estimated_bytes();
-        // `into_inner` writes the footer and hands back the whole file.
-        let bytes = f.writer.into_inner().map_err(|e| self.parquet_err(e))?;
+        // `finish` writes the footer and flushes it into the Vec, which then holds the file.
+        let meta = f.writer.finish().map_err(|e| self.parquet_err(e))?;
+        fmt.dictionary.learn(&meta);
+        let bytes = std::mem::take(f.writer.inner_mut());
         fmt.size_model.learn(estimated, bytes.len() as u64);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -647,6 +738,7 @@ mod tests {
             chunk_records: chunk,
             fail_on_bad_record: fail,
             size_model: Default::default(),
+            dictionary: Default::default(),
             hold_records: false,
         }
     }
@@ -679,6 +771,75 @@ mod tests {
                 .to_vec()
         })
         .collect()
+    }
+
+    /// Which columns of a Parquet file carry a dictionary page.
+    fn dictionary_columns(bytes: &Bytes) -> Vec<String> {
+        let r = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+        let mut cols: Vec<String> = r.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .filter(|c| c.dictionary_page_offset().is_some())
+            .map(|c| c.column_path().string())
+            .collect();
+        cols.sort();
+        cols
+    }
+
+    #[test]
+    fn columns_whose_dictionary_does_not_pay_are_written_plain_and_probed_again() {
+        let f = fmt(1000, false);
+        const ROWS: i64 = 10_000;
+        let batch = |b: &mut PartitionBuffer, first: i64| {
+            for o in first..first + ROWS {
+                // `id` distinct per record, `kind` one of three.
+                let v = format!(
+                    r#"{{"id":"{:016x}","kind":"k{}"}}"#,
+                    (o as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    o % 3
+                );
+                b.push(rec(o, 1_763_719_200_000, v), 1);
+            }
+            b.seal(
+                &f,
+                FlushReason::Age,
+                OffsetRange::new(first, first + ROWS - 1),
+                "a",
+                0,
+            )
+            .unwrap()
+            .unwrap()
+        };
+        let mut b = PartitionBuffer::new(TopicPartition::new("t", 0));
+        // First file: every column starts with a dictionary; `id` (distinct values) does not
+        // pay, `kind` does.
+        let first = batch(&mut b, 0);
+        let with_dict = dictionary_columns(&first.files[0].bytes);
+        assert!(with_dict.contains(&"id".into()) && with_dict.contains(&"kind".into()));
+        let plain = f.dictionary.plain_columns();
+        assert!(plain.contains(&"id".into()), "{plain:?}");
+        assert!(!plain.contains(&"kind".into()), "{plain:?}");
+        // Later files write `id` plain, `kind` with its dictionary; rows read back the same.
+        let mut files = 1;
+        while files % DICTIONARY_PROBE_FILES != DICTIONARY_PROBE_FILES - 1 {
+            let first = files as i64 * ROWS;
+            let next = batch(&mut b, first);
+            let with_dict = dictionary_columns(&next.files[0].bytes);
+            assert!(!with_dict.contains(&"id".into()), "{with_dict:?}");
+            assert!(with_dict.contains(&"kind".into()), "{with_dict:?}");
+            assert_eq!(
+                read_offsets(&next.files[0].bytes),
+                (first..first + ROWS).collect::<Vec<_>>()
+            );
+            files += 1;
+        }
+        // The probe: every dictionary on again, and what it learns holds.
+        let probe = batch(&mut b, files as i64 * ROWS);
+        assert_eq!(
+            dictionary_columns(&probe.files[0].bytes),
+            ["_offset", "id", "kind"]
+        );
+        assert_eq!(f.dictionary.plain_columns(), plain);
     }
 
     #[test]

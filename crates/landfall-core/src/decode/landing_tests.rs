@@ -34,6 +34,7 @@ pub(super) fn format(
         chunk_records: chunk,
         fail_on_bad_record: false,
         size_model: Default::default(),
+        dictionary: Default::default(),
         hold_records: false,
     }
 }

@@ -38,6 +38,7 @@ fn settings(max_records: u64, budget: u64, seed: u64) -> StateSettings {
             chunk_records: 4,
             fail_on_bad_record: false,
             size_model: Default::default(),
+            dictionary: Default::default(),
             hold_records: false,
         },
         policy: FlushPolicy::new(FlushConfig {

@@ -34,6 +34,7 @@ fn state() -> SinkState {
             chunk_records: 4,
             fail_on_bad_record: false,
             size_model: Default::default(),
+            dictionary: Default::default(),
             hold_records: false,
         },
         policy: FlushPolicy::new(FlushConfig {

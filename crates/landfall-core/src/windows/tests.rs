@@ -340,6 +340,7 @@ mod dead_letter {
             chunk_records: 3,
             fail_on_bad_record: false,
             size_model: Default::default(),
+            dictionary: Default::default(),
             hold_records,
         }
     }
