@@ -43,7 +43,7 @@ fn good_config_gets_defaults() {
     let c = parse(GOOD).unwrap();
     assert_eq!(c.kafka.group_id, "landfall-orders");
     assert_eq!(c.flush.max_file_bytes, 128 * 1024 * 1024);
-    assert_eq!(c.parquet.compression, Compression::Zstd(3));
+    assert_eq!(c.parquet.compression, Compression::Zstd(1));
     assert_eq!(
         c.errors.dead_letter_url.as_str(),
         "s3://lake/_landfall/_dead_letter"
