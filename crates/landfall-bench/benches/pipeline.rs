@@ -22,7 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use landfall_bench::{buffer_format, event_record, sink_config, timestamp_ms, Format, SinkSpec};
-use landfall_core::buffer::PartitionBuffer;
+use landfall_core::buffer::{BufferFormat, PartitionBuffer, SealedBatch};
+use landfall_core::config::Compression;
 use landfall_core::config::FlushConfig;
 use landfall_core::flush::{FlushPolicy, FlushReason};
 use landfall_core::manifest::OffsetRange;
@@ -107,18 +108,7 @@ fn partition_buffer(c: &mut Criterion) {
         group.bench_function(format.name(), |bench| {
             bench.iter_batched(
                 || input.clone(),
-                |records| {
-                    let mut b = PartitionBuffer::new(TopicPartition::new("events", 0));
-                    for r in records {
-                        b.push(r, 0);
-                        if b.chunk_full(&fmt) {
-                            b.encode_pending(&fmt, 0).expect("encode");
-                        }
-                    }
-                    b.seal(&fmt, FlushReason::Bytes, whole(RECORDS), "bench", 0)
-                        .expect("seal")
-                        .expect("not empty")
-                },
+                |records| land(&fmt, records),
                 BatchSize::PerIteration,
             )
         });
@@ -153,8 +143,76 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// `partition_buffer/json_declared` under each Parquet codec and zstd level: what the codec
+/// costs per byte and what it saves on the store (printed ratio), to choose the default.
+fn parquet_codec(c: &mut Criterion) {
+    let input = records();
+    let mut group = c.benchmark_group("parquet_codec");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(value_bytes(&input)));
+    let codecs = [
+        ("zstd1", Compression::Zstd(1)),
+        ("zstd3", Compression::Zstd(3)),
+        ("lz4", Compression::Lz4),
+        ("snappy", Compression::Snappy),
+        ("none", Compression::None),
+    ];
+    for (name, codec) in codecs {
+        let mut cfg = sink_config(&spec(Format::Declared));
+        cfg.parquet.compression = codec;
+        let fmt = buffer_format(&cfg);
+        let sealed = land(&fmt, input.clone());
+        eprintln!(
+            "parquet_codec/{name}: {} value bytes -> {} Parquet bytes (ratio {:.3})",
+            value_bytes(&input),
+            sealed.bytes(),
+            sealed.bytes() as f64 / value_bytes(&input) as f64,
+        );
+        group.bench_function(name, |bench| {
+            bench.iter_batched(
+                || input.clone(),
+                |records| land(&fmt, records),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// What the sink loop does with one partition's records: push, encode full chunks, seal.
+fn land(fmt: &BufferFormat, records: Vec<KafkaRecord>) -> SealedBatch {
+    let n = records.len() as u64;
+    let mut b = PartitionBuffer::new(TopicPartition::new("events", 0));
+    for r in records {
+        b.push(r, 0);
+        if b.chunk_full(fmt) {
+            b.encode_pending(fmt, 0).expect("encode");
+        }
+    }
+    b.seal(fmt, FlushReason::Bytes, whole(n), "bench", 0)
+        .expect("seal")
+        .expect("not empty")
+}
+
+/// True when criterion was asked for some benches and `name` is not among them (criterion
+/// filters timed benches itself; the printed ones check here).
+fn filtered_out(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str()))
+}
+
 /// Not a timing: how close the sizes of byte-triggered files come to `max_file_bytes`.
 fn size_targeting(_: &mut Criterion) {
+    if filtered_out("size_targeting") {
+        return;
+    }
     const CONSUMER_BATCH: u64 = 2048; // landfall-runtime's `batch_records`
     let fmt = buffer_format(&sink_config(&spec(Format::Declared)));
     let topic: Arc<str> = "events".into();
@@ -213,7 +271,13 @@ fn size_targeting(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, size_targeting, partition_buffer, decode);
+criterion_group!(
+    benches,
+    size_targeting,
+    partition_buffer,
+    decode,
+    parquet_codec
+);
 criterion_main!(benches);
 
 /// The offsets of a buffer holding records 0..n (the ledger's range in a real sink).
