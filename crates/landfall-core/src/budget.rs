@@ -3,6 +3,21 @@
 //! them; the sink state applies the steps. The consumer never stops polling: pausing a partition
 //! is how intake stops, and a paused partition still answers rebalances.
 
+/// Bytes of a sink's budget set aside for each of librdkafka's two prefetch buffers: its queue
+/// of fetched records (`queued.max.messages.kbytes`) and a fetch response being received
+/// (`fetch.max.bytes`). A sixteenth of the budget each, within 1..=32 MiB: enough to keep a
+/// partition fed between polls, small enough that the budget stays the process's memory.
+pub fn kafka_prefetch_bytes(budget: u64) -> u64 {
+    (budget / 16).clamp(1 << 20, 32 << 20)
+}
+
+/// What the sink's buffers and sealed batches may hold: `runtime.max_buffered_bytes` less
+/// librdkafka's two prefetch buffers, so that the configured budget bounds every byte of
+/// record data in the process, not only the sink's own.
+pub fn buffers_budget(budget: u64) -> u64 {
+    budget.saturating_sub(2 * kafka_prefetch_bytes(budget))
+}
+
 /// What the policy sees of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
@@ -65,6 +80,20 @@ pub fn plan(budget: u64, outside: u64, views: &[View]) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn librdkafkas_prefetch_comes_out_of_the_budget() {
+        let mib = 1u64 << 20;
+        // 256 MiB: 16 MiB each for the queue and the fetch in flight, 224 MiB for buffers.
+        assert_eq!(kafka_prefetch_bytes(256 * mib), 16 * mib);
+        assert_eq!(buffers_budget(256 * mib), 224 * mib);
+        // The default 512 MiB and above: capped at 32 MiB each.
+        assert_eq!(kafka_prefetch_bytes(512 * mib), 32 * mib);
+        assert_eq!(buffers_budget(4096 * mib), 4032 * mib);
+        // The smallest budget validation allows (8 MiB files): at least 1 MiB each.
+        assert_eq!(kafka_prefetch_bytes(8 * mib), mib);
+        assert_eq!(buffers_budget(8 * mib), 6 * mib);
+    }
     use proptest::prelude::*;
 
     fn v(buffered: u64, idle: bool) -> View {

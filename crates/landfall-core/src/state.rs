@@ -697,6 +697,12 @@ impl SinkState {
             .map_err(|e| Box::new(e).into())
     }
 
+    /// Memory held for this sink outside the machine (records fetched, not yet delivered), as
+    /// of now; [`Self::tick`] sets it too.
+    pub fn set_outside_bytes(&mut self, bytes: u64) {
+        self.outside_bytes = bytes;
+    }
+
     /// Time passed: age flushes, retries that are due, the memory budget. `outside_bytes` is
     /// memory held for this sink outside the machine (records the consumer holds back).
     pub fn tick(&mut self, now: Now, outside_bytes: u64) -> Result<Vec<Action>, StateError> {

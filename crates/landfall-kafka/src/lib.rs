@@ -38,6 +38,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::mpsc;
 
 pub use admin::{partitions, preflight, watermarks, Watermarks};
+pub use backlog::received;
 pub use convert::INVALID_HEADER_KEY;
 pub use error::KafkaSinkError;
 pub use notify::Notifier;

@@ -98,8 +98,9 @@ pub enum ConsumerCommand {
 pub struct ConsumerHandle {
     pub commands: std_mpsc::Sender<ConsumerCommand>,
     pub thread: JoinHandle<()>,
-    /// Bytes ([`KafkaRecord::size_bytes`]) of records the thread holds because the channel is
-    /// full. They are fetched but not yet the sink's, so the sink's memory budget must count them.
+    /// Bytes ([`KafkaRecord::size_bytes`]) of records fetched but not yet the sink's: held by the
+    /// thread because the channel is full, or in the channel. The sink's memory budget counts
+    /// them; the sink subtracts what it receives ([`crate::received`]).
     pub held_bytes: Arc<AtomicU64>,
     /// End offsets of the partitions the consumer fetches, from librdkafka's statistics.
     pub high_watermarks: crate::HighWatermarks,

@@ -50,6 +50,10 @@ pub struct ConsumerSettings {
     pub assign_timeout: Duration,
     /// Records per channel message.
     pub batch_records: usize,
+    /// Bytes librdkafka may hold in its queue of fetched records, and in one fetch response:
+    /// `queued.max.messages.kbytes` and `fetch.max.bytes` (the sink's budget sets them aside,
+    /// `landfall_core::budget::kafka_prefetch_bytes`).
+    pub prefetch_bytes: u64,
 }
 
 /// `[kafka.security]`, then the passthrough options (validation refuses passthrough keys the
@@ -82,8 +86,13 @@ pub(crate) fn client_config(s: &ConsumerSettings) -> ClientConfig {
         .set("auto.offset.reset", "error")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", s.kafka.session_timeout_ms.to_string())
-        // Bound what librdkafka prefetches; the sink's byte budget covers the rest.
-        .set("queued.max.messages.kbytes", "65536")
+        // Bound what librdkafka prefetches, within the sink's byte budget: its queue and the
+        // fetch response being received. At least 1 MiB, librdkafka's `message.max.bytes`.
+        .set(
+            "queued.max.messages.kbytes",
+            (s.prefetch_bytes.max(1 << 20) / 1024).to_string(),
+        )
+        .set("fetch.max.bytes", s.prefetch_bytes.max(1 << 20).to_string())
         .set("fetch.wait.max.ms", "100");
     security_and_options(&mut c, &s.kafka);
     c
@@ -120,6 +129,7 @@ mod tests {
             revoke_timeout: Duration::from_secs(5),
             assign_timeout: Duration::from_secs(60),
             batch_records: 10,
+            prefetch_bytes: 16 << 20,
         }
     }
 

@@ -53,6 +53,7 @@ fn settings(bootstrap: &str) -> ConsumerSettings {
         revoke_timeout: Duration::from_secs(2),
         assign_timeout: Duration::from_secs(60),
         batch_records: 100,
+        prefetch_bytes: 16 << 20,
     }
 }
 

@@ -150,6 +150,9 @@ pub async fn run_sink(ctx: SinkContext, shutdown: CancellationToken) -> Result<(
             + ASSIGN_MARGIN,
         revoke_timeout: Duration::from_millis(ctx.config.runtime.revoke_flush_timeout_ms),
         batch_records: BATCH_RECORDS,
+        prefetch_bytes: landfall_core::budget::kafka_prefetch_bytes(
+            ctx.config.runtime.max_buffered_bytes,
+        ),
     };
     let kafka_err = |source| SinkError::Kafka {
         sink: name.clone(),
@@ -356,7 +359,10 @@ async fn drive_observed(
             format: BufferFormat::from_config(&cfg),
             policy: FlushPolicy::new(cfg.flush),
             max_records: cfg.flush.max_records,
-            max_buffered_bytes: cfg.runtime.max_buffered_bytes,
+            // librdkafka's prefetch is set aside from the budget (`run_sink`).
+            max_buffered_bytes: landfall_core::budget::buffers_budget(
+                cfg.runtime.max_buffered_bytes,
+            ),
             stuck_after_ms: cfg.runtime.stuck_after_ms,
             seed,
         }),
@@ -644,7 +650,10 @@ impl Sink {
 
     async fn on_event(&mut self, ev: ConsumerEvent) -> Result<(), SinkError> {
         match ev {
-            ConsumerEvent::Records(records) => self.on_records(records),
+            ConsumerEvent::Records(records) => {
+                landfall_kafka::received(&self.consumer_held, &records);
+                self.on_records(records)
+            }
             ConsumerEvent::Assigned { partitions, reply } => {
                 let r = self.on_assigned(partitions).await;
                 let starts = r.as_ref().map(Vec::clone).unwrap_or_default();
@@ -682,6 +691,8 @@ impl Sink {
 
     fn on_records(&mut self, records: Vec<Tagged>) -> Result<(), SinkError> {
         let now = self.now();
+        self.state
+            .set_outside_bytes(self.consumer_held.load(Ordering::Relaxed));
         let state = &mut self.state;
         let records = records.into_iter().map(|t| (t.record, t.epoch));
         let (actions, tally) =
