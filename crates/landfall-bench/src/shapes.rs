@@ -173,7 +173,7 @@ fn small_record(seq: u64) -> String {
         &os[..3],
         (r >> 32) % 20_000,
         pick(&CURRENCIES, r >> 44),
-        (r >> 50) % 50 != 0,
+        !(r >> 50).is_multiple_of(50),
     )
 }
 
@@ -252,7 +252,7 @@ fn medium_record(seq: u64) -> String {
         amount_cents / 100,
         amount_cents % 100,
         pick(&CURRENCIES, r >> 44),
-        (r >> 50) % 50 != 0,
+        !(r >> 50).is_multiple_of(50),
     )
 }
 

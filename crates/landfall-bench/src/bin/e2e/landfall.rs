@@ -397,7 +397,7 @@ impl Running {
         }
         let last_landed = manifests
             .iter()
-            .filter_map(|m| landed_ms(m))
+            .filter_map(landed_ms)
             .max()
             .unwrap_or(started_wall_ms);
         let first_consumed = samples

@@ -102,8 +102,8 @@ pub struct Args {
     /// Size of each `padded` record in bytes.
     #[arg(long, default_value_t = 1024)]
     pub record_bytes: usize,
-    /// The landfall binary (default: $CARGO_TARGET_DIR or target/ + release/landfall, built
-    /// if missing).
+    /// The landfall binary (default: the one beside this binary, else $CARGO_TARGET_DIR or
+    /// target/ + release/landfall, built if missing).
     #[arg(long)]
     pub landfall_bin: Option<PathBuf>,
     /// Also print the whole report as JSON.
@@ -257,12 +257,23 @@ pub fn unique() -> u128 {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
+/// The landfall binary: `--landfall-bin`, else the one beside this binary (same target
+/// directory and profile), else `$CARGO_TARGET_DIR` (or `target/`) + `release/landfall`, built
+/// with cargo if missing.
 fn landfall_bin(args: &Args) -> Result<PathBuf> {
     if let Some(b) = &args.landfall_bin {
         return Ok(b.clone());
+    }
+    if let Some(sibling) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("landfall")))
+        .filter(|b| b.exists())
+    {
+        return Ok(sibling);
     }
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")

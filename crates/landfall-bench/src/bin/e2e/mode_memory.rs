@@ -33,8 +33,11 @@ pub struct Report {
     pub max_buffered_bytes: u64,
     pub max_file_bytes: u64,
     pub peak_rss_mib: f64,
-    /// Largest VmRSS sample (VmHWM can exceed it between samples).
+    /// Largest VmRSS sample (VmHWM can exceed it between samples) and when it was taken.
     pub max_sampled_rss_mib: f64,
+    pub max_sampled_rss_at_s: f64,
+    /// When every record had been consumed (after it, the shutdown flush).
+    pub all_consumed_at_s: f64,
     pub max_buffered_mib: f64,
     pub max_partitions_paused: f64,
     pub rss_target_mib: f64,
@@ -110,6 +113,7 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<(Report, bool)> {
         })
         .collect();
     let peak_rss_mib = landfall.peak_rss_bytes as f64 / MIB;
+    let max_sample = landfall.samples.iter().max_by_key(|s| s.rss_bytes).copied();
     let rss_ok = peak_rss_mib <= args.rss_target_mib;
     let ok = rss_ok && sink_ok(&landfall, &landed);
     Ok((
@@ -122,13 +126,9 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<(Report, bool)> {
             max_buffered_bytes: args.max_buffered_bytes(),
             max_file_bytes: args.max_file_bytes,
             peak_rss_mib,
-            max_sampled_rss_mib: landfall
-                .samples
-                .iter()
-                .map(|s| s.rss_bytes)
-                .max()
-                .unwrap_or(0) as f64
-                / MIB,
+            max_sampled_rss_mib: max_sample.map_or(0.0, |s| s.rss_bytes as f64 / MIB),
+            max_sampled_rss_at_s: max_sample.map_or(0.0, |s| s.t),
+            all_consumed_at_s: landfall.all_consumed_after_s,
             max_buffered_mib: landfall.max_buffered_bytes / MIB,
             max_partitions_paused: landfall.max_partitions_paused,
             rss_target_mib: args.rss_target_mib,

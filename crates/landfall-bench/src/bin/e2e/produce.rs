@@ -178,7 +178,7 @@ pub fn produce(spec: &ProduceSpec<'_>, pace: Pace) -> Result<Produced> {
         Pace::Backlog { records } => {
             while seq < records {
                 send(seq, timestamp_ms(seq), &mut bytes)?;
-                if seq % 1024 == 0 {
+                if seq.is_multiple_of(1024) {
                     producer.poll(Duration::ZERO);
                     check(&producer)?;
                 }

@@ -310,8 +310,13 @@ pub fn print_memory(env: &Env, r: &mode_memory::Report) {
         r.cpu_s_per_gb
     );
     println!(
-        "memory           peak RSS {:.1} MiB (VmHWM), max sampled VmRSS {:.1} MiB, max landfall_buffered_bytes {:.1} MiB, max paused partitions {}",
-        r.peak_rss_mib, r.max_sampled_rss_mib, r.max_buffered_mib, r.max_partitions_paused
+        "memory           peak RSS {:.1} MiB (VmHWM), max sampled VmRSS {:.1} MiB at {:.1} s (all consumed at {:.1} s; the shutdown flush follows), max landfall_buffered_bytes {:.1} MiB, max paused partitions {}",
+        r.peak_rss_mib,
+        r.max_sampled_rss_mib,
+        r.max_sampled_rss_at_s,
+        r.all_consumed_at_s,
+        r.max_buffered_mib,
+        r.max_partitions_paused
     );
     println!("  consumed   at s    VmRSS MiB  buffered MiB  paused");
     for p in &r.series {
