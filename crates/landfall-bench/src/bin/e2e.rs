@@ -79,6 +79,9 @@ struct Args {
     /// `fetch.wait.max.ms` for both consumers (Landfall's own default is 100).
     #[arg(long, default_value_t = 100)]
     fetch_wait_max_ms: u64,
+    /// `[runtime].max_buffered_bytes` of the sink (the memory budget).
+    #[arg(long, default_value_t = 2 << 30)]
+    max_buffered_bytes: u64,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
@@ -636,7 +639,7 @@ fn run_landfall(
         max_file_bytes: args.max_file_bytes,
         max_records: 100_000_000,
         max_age_ms: 600_000,
-        max_buffered_bytes: 2 << 30,
+        max_buffered_bytes: args.max_buffered_bytes,
         kafka_options: vec![(
             "fetch.wait.max.ms".into(),
             args.fetch_wait_max_ms.to_string(),
