@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
-use landfall_bench::{buffer_format, event_record, sink_config, timestamp_ms, Format, SinkSpec};
+use landfall_bench::{
+    buffer_format, event_record, sink_config, timestamp_ms, Format, Shape, SinkSpec,
+};
 use landfall_core::buffer::{BufferFormat, PartitionBuffer, SealedBatch};
 use landfall_core::config::Compression;
 use landfall_core::config::FlushConfig;
@@ -40,6 +42,7 @@ fn spec(format: Format) -> SinkSpec {
         bootstrap: "127.0.0.1:9092".into(),
         group_id: "bench".into(),
         format,
+        shape: Shape::Padded(RECORD_BYTES),
         data_url: "file:///tmp/landfall-bench/data".into(),
         markers_url: "file:///tmp/landfall-bench/markers".into(),
         // Large enough that nothing here depends on the flush policy.
@@ -48,6 +51,7 @@ fn spec(format: Format) -> SinkSpec {
         max_age_ms: 600_000,
         max_buffered_bytes: 2 << 30,
         kafka_options: Vec::new(),
+        store_options: Vec::new(),
     }
 }
 

@@ -2,15 +2,20 @@
 //! (`benches/pipeline.rs`) and the end-to-end harness (`src/bin/e2e.rs`) measure the same
 //! records through the same configuration:
 //!
-//! - [`event_record`]: a deterministic JSON event padded to an exact size (default ~1 KiB),
-//!   with a realistic mix of compressible text and high-entropy ids;
+//! - [`Shape`]: the records a run produces — realistic ~150 B and ~500 B events with nested
+//!   objects, and [`event_record`], a deterministic JSON event padded to an exact size (default
+//!   1 KiB) with a realistic mix of compressible text and high-entropy ids; each with its
+//!   declared schema;
 //! - [`sink_toml`]: the sink config text for a [`Format`], as an operator would write it;
 //! - [`buffer_format`]: the [`BufferFormat`] the runtime derives from a validated config
 //!   (mirrors `landfall-runtime`'s sink start-up).
 //!
-//! Results and how to run: `benches/README.md` at the workspace root.
+//! Results and how to run: `docs/benchmarks.md` at the workspace root.
 
 use std::fmt::Write as _;
+
+mod shapes;
+pub use shapes::Shape;
 
 use landfall_core::buffer::BufferFormat;
 use landfall_core::config::SinkConfig;
@@ -23,7 +28,7 @@ pub const BASE_TIMESTAMP_MS: i64 = 1_795_255_200_000;
 /// How the sink decodes records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// JSON with the declared schema of [`DECLARED_FIELDS`].
+    /// JSON with the declared schema of the records' [`Shape`].
     Declared,
     /// JSON with a schema inferred per chunk.
     Inferred,
@@ -40,18 +45,19 @@ impl Format {
         }
     }
 
-    fn toml(self) -> String {
+    fn toml(self, shape: Shape) -> String {
         match self {
-            Format::Declared => {
-                format!("[format]\ntype = \"json\"\nfields = [\n{DECLARED_FIELDS}]\n")
-            }
+            Format::Declared => format!(
+                "[format]\ntype = \"json\"\nfields = [\n{}]\n",
+                shape.declared_fields()
+            ),
             Format::Inferred => "[format]\ntype = \"json\"\n".to_string(),
             Format::Raw => "[format]\ntype = \"raw\"\n".to_string(),
         }
     }
 }
 
-/// The declared schema of [`event_record`], in sink-config syntax.
+/// The declared schema of [`event_record`] ([`Shape::Padded`]), in sink-config syntax.
 pub const DECLARED_FIELDS: &str = r#"  { name = "seq", type = "int64", nullable = false },
   { name = "user_id", type = "int64" },
   { name = "event", type = "string" },
@@ -111,7 +117,7 @@ const WORDS: [&str; 32] = [
 ];
 
 /// splitmix64: a tiny deterministic generator, so every run produces the same bytes.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -167,6 +173,8 @@ pub struct SinkSpec {
     pub bootstrap: String,
     pub group_id: String,
     pub format: Format,
+    /// The records' shape: its declared schema is what [`Format::Declared`] writes.
+    pub shape: Shape,
     pub data_url: String,
     pub markers_url: String,
     pub max_file_bytes: u64,
@@ -175,16 +183,21 @@ pub struct SinkSpec {
     pub max_buffered_bytes: u64,
     /// librdkafka options passed through `[kafka].options`.
     pub kafka_options: Vec<(String, String)>,
+    /// object_store options for `[store].options` (the marker prefix uses them too); empty for
+    /// local disk.
+    pub store_options: Vec<(String, String)>,
 }
 
 /// The sink config text for `spec`. Parquet and runtime settings not named here keep Landfall's
 /// defaults, so the benchmarks measure what a user gets out of the box.
 pub fn sink_toml(spec: &SinkSpec) -> String {
-    let options: Vec<String> = spec
-        .kafka_options
-        .iter()
-        .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
-        .collect();
+    let table = |opts: &[(String, String)]| -> String {
+        let items: Vec<String> = opts
+            .iter()
+            .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
+            .collect();
+        items.join(", ")
+    };
     format!(
         r#"name = "{name}"
 topics = ["{topic}"]
@@ -205,6 +218,7 @@ compression = "zstd"
 
 [store]
 url = "{data}"
+options = {{ {store_options} }}
 
 [marker]
 prefix = "{markers}"
@@ -216,8 +230,9 @@ max_buffered_bytes = {budget}
         topic = spec.topic,
         bootstrap = spec.bootstrap,
         group = spec.group_id,
-        options = options.join(", "),
-        format = spec.format.toml(),
+        options = table(&spec.kafka_options),
+        store_options = table(&spec.store_options),
+        format = spec.format.toml(spec.shape),
         max_file_bytes = spec.max_file_bytes,
         max_records = spec.max_records,
         max_age_ms = spec.max_age_ms,
@@ -256,25 +271,130 @@ mod tests {
         assert_eq!(event_record(7, 1024), event_record(7, 1024));
     }
 
+    fn spec(format: Format, shape: Shape) -> SinkSpec {
+        SinkSpec {
+            name: "bench".into(),
+            topic: "t".into(),
+            bootstrap: "127.0.0.1:9092".into(),
+            group_id: "g".into(),
+            format,
+            shape,
+            data_url: "file:///tmp/data".into(),
+            markers_url: "file:///tmp/markers".into(),
+            max_file_bytes: 64 << 20,
+            max_records: 100_000_000,
+            max_age_ms: 600_000,
+            max_buffered_bytes: 2 << 30,
+            kafka_options: vec![("fetch.wait.max.ms".into(), "100".into())],
+            store_options: Vec::new(),
+        }
+    }
+
+    const SHAPES: [Shape; 3] = [Shape::Small, Shape::Medium, Shape::Padded(1024)];
+
     #[test]
     fn generated_configs_validate() {
-        for format in [Format::Declared, Format::Inferred, Format::Raw] {
-            let cfg = sink_config(&SinkSpec {
-                name: "bench".into(),
-                topic: "t".into(),
-                bootstrap: "127.0.0.1:9092".into(),
-                group_id: "g".into(),
-                format,
-                data_url: "file:///tmp/data".into(),
-                markers_url: "file:///tmp/markers".into(),
-                max_file_bytes: 64 << 20,
-                max_records: 100_000_000,
-                max_age_ms: 600_000,
-                max_buffered_bytes: 2 << 30,
-                kafka_options: vec![("fetch.wait.max.ms".into(), "100".into())],
-            });
-            assert_eq!(cfg.flush.max_file_bytes, 64 << 20);
-            let _ = buffer_format(&cfg);
+        for shape in SHAPES {
+            for format in [Format::Declared, Format::Inferred, Format::Raw] {
+                let cfg = sink_config(&spec(format, shape));
+                assert_eq!(cfg.flush.max_file_bytes, 64 << 20);
+                let _ = buffer_format(&cfg);
+            }
+        }
+        let mut s3 = spec(Format::Declared, Shape::Small);
+        s3.data_url = "s3://lake/bench/raw".into();
+        s3.markers_url = "s3://lake/bench/_landfall".into();
+        s3.store_options = vec![
+            ("aws_endpoint".into(), "http://127.0.0.1:9000".into()),
+            ("aws_allow_http".into(), "true".into()),
+        ];
+        let cfg = sink_config(&s3);
+        assert_eq!(cfg.store.options["aws_allow_http"], "true");
+    }
+
+    #[test]
+    fn shapes_are_json_of_the_declared_size_with_twelve_fields() {
+        for shape in [Shape::Small, Shape::Medium] {
+            let (lo, hi) = shape.size_band();
+            let n = 20_000u64;
+            let mut total = 0usize;
+            for seq in 0..n {
+                let r = shape.record(seq);
+                assert!((lo..=hi).contains(&r.len()), "{} B: {r}", r.len());
+                total += r.len();
+                let v: serde_json::Value = serde_json::from_str(&r).expect("valid JSON");
+                let o = v.as_object().expect("an object");
+                assert_eq!(o.len(), 12, "{r}");
+                let seq_key = if shape == Shape::Small { "n" } else { "seq" };
+                assert_eq!(o[seq_key], seq);
+                assert!(o.values().filter(|v| v.is_object()).count() >= 2, "{r}");
+                assert!(o.values().any(serde_json::Value::is_array), "{r}");
+            }
+            let mean = total as f64 / n as f64;
+            eprintln!("{}: mean {mean:.1} B", shape.name());
+            let target = if shape == Shape::Small { 150.0 } else { 500.0 };
+            assert!(
+                (mean - target).abs() < target * 0.1,
+                "{}: mean {mean:.1} B",
+                shape.name()
+            );
+            assert_eq!(shape.record(7), shape.record(7));
+        }
+        assert_eq!(Shape::Padded(1024).record(3).len(), 1024);
+    }
+
+    /// Every shape decodes through Landfall's own decoders with nothing rejected: declared (the
+    /// schema each shape declares) and inferred.
+    #[test]
+    fn shapes_decode_through_landfalls_decoders() {
+        for shape in SHAPES {
+            let topic: std::sync::Arc<str> = "t".into();
+            let records: Vec<landfall_core::KafkaRecord> = (0..5_000u64)
+                .map(|seq| landfall_core::KafkaRecord {
+                    topic: topic.clone(),
+                    partition: 0,
+                    offset: seq as i64,
+                    timestamp_ms: Some(timestamp_ms(seq)),
+                    key: None,
+                    value: Some(bytes::Bytes::from(shape.record(seq))),
+                    headers: Vec::new(),
+                })
+                .collect();
+            for format in [Format::Declared, Format::Inferred] {
+                let fmt = buffer_format(&sink_config(&spec(format, shape)));
+                let d = fmt.decoder.decode(&records, 0).expect("decode");
+                assert!(
+                    d.rejected.is_empty(),
+                    "{} {}: {:?}",
+                    shape.name(),
+                    format.name(),
+                    d.rejected.first().map(|r| &r.reason)
+                );
+                assert_eq!(d.batch.num_rows(), records.len());
+                // 12 payload columns (8 for the padded event) + 4 metadata columns.
+                let payload = if matches!(shape, Shape::Padded(_)) {
+                    8
+                } else {
+                    12
+                };
+                assert_eq!(d.batch.num_columns(), payload + 4, "{}", shape.name());
+            }
+        }
+    }
+
+    /// Event times stay inside the base hour, so a run lands in one time partition.
+    #[test]
+    fn event_times_stay_in_the_base_hour() {
+        for seq in [0u64, 1, 3_599_999, 3_600_000, 12_345_678] {
+            let v: serde_json::Value =
+                serde_json::from_str(&Shape::Small.record(seq)).expect("json");
+            let t = v["t"].as_i64().expect("t");
+            assert!(
+                (BASE_TIMESTAMP_MS * 1000..(BASE_TIMESTAMP_MS + 3_600_000) * 1000).contains(&t)
+            );
+            let v: serde_json::Value =
+                serde_json::from_str(&Shape::Medium.record(seq)).expect("json");
+            assert!(v["ts"].as_str().expect("ts").starts_with("2026-11-21T10:"));
         }
     }
 }
