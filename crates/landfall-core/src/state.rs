@@ -711,7 +711,7 @@ impl SinkState {
         let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
         tps.sort();
         let stuck_after = self.settings.stuck_after_ms;
-        self.encode_due(&tps, now)?;
+        self.seal_due(&tps, now, &mut out)?;
         for tp in &tps {
             self.pump(tp, now, &mut out);
             self.flush_if_due(tp, now, &mut out)?;
@@ -739,7 +739,7 @@ impl SinkState {
         let mut out = Vec::new();
         let mut tps: Vec<TopicPartition> = self.parts.keys().cloned().collect();
         tps.sort();
-        self.encode_due(&tps, now)?;
+        self.seal_due(&tps, now, &mut out)?;
         for tp in &tps {
             self.flush_if_due(tp, now, &mut out)?;
             self.retry_now(tp, now);
@@ -956,15 +956,22 @@ impl SinkState {
         })
     }
 
-    /// Encode, all at once, the pending records of those of `tps` about to be sealed, so the
-    /// seals that follow one by one find nothing left to encode.
-    fn encode_due(&mut self, tps: &[TopicPartition], now: Now) -> Result<(), StateError> {
-        let due: HashSet<TopicPartition> = tps
+    /// Seal those of `tps` that are due, in parallel across partitions (see [`Self::seal_all`]).
+    fn seal_due(
+        &mut self,
+        tps: &[TopicPartition],
+        now: Now,
+        out: &mut Vec<Action>,
+    ) -> Result<(), StateError> {
+        let due: Vec<(TopicPartition, FlushReason)> = tps
             .iter()
-            .filter(|tp| self.due(tp, now).is_some())
-            .cloned()
+            .filter_map(|tp| self.due(tp, now).map(|r| (tp.clone(), r)))
             .collect();
-        self.encode(&due, now)
+        self.seal_all(&due, now)?;
+        for (tp, _) in &due {
+            self.pump(tp, now, out);
+        }
+        Ok(())
     }
 
     /// Seal `tp`'s buffer into a batch at the back of its queue.
@@ -994,6 +1001,62 @@ impl SinkState {
                 })
             })
             .map(|_| ())
+    }
+
+    /// [`Self::seal`] for many partitions at once: each buffer is encoded and its files finished
+    /// in parallel (a partition's Parquet writers are freed as soon as its files are done, so at
+    /// most one partition per core holds a writer mid-finish), then the batches join their
+    /// ledgers in the order given.
+    fn seal_all(
+        &mut self,
+        due: &[(TopicPartition, FlushReason)],
+        now: Now,
+    ) -> Result<(), StateError> {
+        if due.len() <= 1 {
+            for (tp, reason) in due {
+                self.seal(tp, *reason, now)?;
+            }
+            return Ok(());
+        }
+        let mut work: HashMap<TopicPartition, (FlushReason, String)> = HashMap::new();
+        for (tp, reason) in due {
+            let attempt = self.next_attempt();
+            work.insert(tp.clone(), (*reason, attempt));
+        }
+        let fmt = &self.settings.format;
+        let jobs: Vec<(&TopicPartition, &mut Partition)> = self
+            .parts
+            .iter_mut()
+            .filter(|(tp, p)| work.contains_key(*tp) && !p.buffer.is_empty())
+            .collect();
+        let sealed: Vec<(TopicPartition, SealedBatch)> = jobs
+            .into_par_iter()
+            .filter_map(|(tp, p)| {
+                let (reason, attempt) = &work[tp];
+                let range = p.ledger.next_range()?;
+                match p.buffer.seal(fmt, *reason, range, attempt, now.wall_us) {
+                    Ok(b) => b.map(|b| Ok((tp.clone(), b))),
+                    Err(e) => Some(Err(e)),
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map_err(Box::new)?;
+        let mut sealed: HashMap<TopicPartition, SealedBatch> = sealed.into_iter().collect();
+        for (tp, _) in due {
+            let Some(mut batch) = sealed.remove(tp) else {
+                continue;
+            };
+            let p = self.parts.get_mut(tp).expect("sealed above");
+            p.ledger.seal_with(|range: OffsetRange, gaps: &[Gap]| {
+                debug_assert_eq!(range, batch.offsets);
+                batch.gaps = gaps.to_vec();
+                Ok::<_, StateError>(Queued {
+                    batch: Arc::new(batch),
+                    front: Front::Waiting,
+                })
+            })?;
+        }
+        Ok(())
     }
 
     /// A hand-off or shutdown does not wait out a long backoff: retry the oldest batch now.
@@ -1077,20 +1140,17 @@ impl SinkState {
             self.outside_bytes + others,
             &views,
         );
-        let flushed: HashSet<TopicPartition> = steps
+        let flushed: Vec<(TopicPartition, FlushReason)> = steps
             .iter()
             .filter_map(|s| match s {
-                Step::Flush(i) => Some(tps[*i].clone()),
+                Step::Flush(i) => Some((tps[*i].clone(), FlushReason::Memory)),
                 _ => None,
             })
             .collect();
-        self.encode(&flushed, now)?;
+        self.seal_all(&flushed, now)?;
         for step in steps {
             match step {
-                Step::Flush(i) => {
-                    self.seal(&tps[i], FlushReason::Memory, now)?;
-                    self.pump(&tps[i], now, out);
-                }
+                Step::Flush(i) => self.pump(&tps[i], now, out),
                 Step::Pause(i) => {
                     let p = self.parts.get_mut(&tps[i]).expect("present");
                     if !p.paused.any() {

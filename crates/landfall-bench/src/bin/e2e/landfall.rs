@@ -282,7 +282,13 @@ impl SinkRun<'_> {
         let proc = SinkProcess::start(
             self.bin,
             &config,
-            &[("LANDFALL_LOG", "info,rdkafka=warn")],
+            &[
+                ("LANDFALL_LOG", "info,rdkafka=warn"),
+                // The malloc settings of the container image (Dockerfile): the figures are
+                // those of the image users run.
+                ("MALLOC_ARENA_MAX", "2"),
+                ("MALLOC_TRIM_THRESHOLD_", "131072"),
+            ],
             log.clone(),
         );
         let sampler = Sampler::start(proc.pid(), proc.metrics_port, started, self.sample_every);
