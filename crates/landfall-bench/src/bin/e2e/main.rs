@@ -165,6 +165,9 @@ pub struct Args {
     /// Keep the working directory (configs, logs, data, markers) even when all passed.
     #[arg(long)]
     pub keep: bool,
+    /// Print the first N records of each of --shapes and its declared schema, then exit.
+    #[arg(long, value_name = "N")]
+    pub show_records: Option<u64>,
     /// Internal: run the raw consumer with this JSON spec and print its report.
     #[arg(long, hide = true)]
     pub raw_child: Option<String>,
@@ -234,6 +237,23 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(spec) = &args.raw_child {
         return raw::child_main(spec);
+    }
+    if let Some(n) = args.show_records {
+        for shape in args.shapes() {
+            println!(
+                "# {} (mean {:.0} B)",
+                shape.name(),
+                mean_record_bytes(shape)
+            );
+            for seq in 0..n {
+                println!("{}", shape.record(seq));
+            }
+            println!(
+                "[format]\ntype = \"json\"\nfields = [\n{}]\n",
+                shape.declared_fields()
+            );
+        }
+        return ExitCode::SUCCESS;
     }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
@@ -349,6 +369,10 @@ pub struct Env {
     pub loadavg_start: String,
     pub loadavg_end: String,
     pub landfall_bin: String,
+    /// Modification time of the landfall binary (UTC): which build was measured.
+    pub landfall_built: String,
+    /// HEAD of the working tree the harness runs from (the binary may be older: see
+    /// `landfall_built`).
     pub commit: String,
     pub engine: String,
 }
@@ -396,6 +420,14 @@ fn run(args: &Args) -> Result<bool> {
         loadavg_start: loadavg_start.clone(),
         loadavg_end,
         landfall_bin: bin.display().to_string(),
+        landfall_built: std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()
+            })
+            .unwrap_or_default(),
         commit: git_commit(),
         engine: format!("{:?}", args.engine).to_lowercase(),
     };

@@ -37,8 +37,8 @@ fn lat(l: &Option<Latency>) -> String {
 
 fn print_env(env: &Env, what: &str) {
     println!(
-        "== landfall e2e {what}: {} cpus, tansu {} engine, landfall {} (commit {}) ==",
-        env.cpus, env.engine, env.landfall_bin, env.commit
+        "== landfall e2e {what}: {} cpus, tansu {} engine, landfall {} (built {}; tree at commit {}) ==",
+        env.cpus, env.engine, env.landfall_bin, env.landfall_built, env.commit
     );
     println!(
         "load average     {} at start, {} at end",
