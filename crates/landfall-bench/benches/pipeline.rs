@@ -79,13 +79,7 @@ fn value_bytes(records: &[KafkaRecord]) -> u64 {
 
 fn partition_buffer(c: &mut Criterion) {
     let input = records();
-    let mut group = c.benchmark_group("partition_buffer");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .throughput(Throughput::Bytes(value_bytes(&input)));
+    let mut group = group(c, "partition_buffer", 4, &input);
     for format in FORMATS {
         let cfg = sink_config(&spec(format));
         let fmt = buffer_format(&cfg);
@@ -122,13 +116,7 @@ fn partition_buffer(c: &mut Criterion) {
 
 fn decode(c: &mut Criterion) {
     let input = records();
-    let mut group = c.benchmark_group("decode");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Bytes(value_bytes(&input)));
+    let mut group = group(c, "decode", 3, &input);
     for format in FORMATS {
         let fmt = buffer_format(&sink_config(&spec(format)));
         let chunk = fmt.chunk_records;
@@ -151,13 +139,7 @@ fn decode(c: &mut Criterion) {
 /// costs per byte and what it saves on the store (printed ratio), to choose the default.
 fn parquet_codec(c: &mut Criterion) {
     let input = records();
-    let mut group = c.benchmark_group("parquet_codec");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .throughput(Throughput::Bytes(value_bytes(&input)));
+    let mut group = group(c, "parquet_codec", 4, &input);
     let codecs = [
         ("zstd1", Compression::Zstd(1)),
         ("zstd3", Compression::Zstd(3)),
@@ -185,6 +167,24 @@ fn parquet_codec(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// A benchmark group measuring throughput in bytes of `input`'s values: few samples of
+/// whole iterations (each is many milliseconds), `measure_secs` each.
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    measure_secs: u64,
+    input: &[KafkaRecord],
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(measure_secs))
+        .throughput(Throughput::Bytes(value_bytes(input)));
+    group
 }
 
 /// What the sink loop does with one partition's records: push, encode full chunks, seal.
