@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 
 eval "$(scripts/ensure-tools.sh)"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-off CI build gains nothing from incremental state, which is gigabytes on disk.
+if [[ "${CI:-}" == true ]]; then
+    export CARGO_INCREMENTAL=0
+fi
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
