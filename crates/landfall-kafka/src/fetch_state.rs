@@ -4,10 +4,16 @@
 //! [`Actions`] it returns; nothing here talks to librdkafka.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use landfall_core::TopicPartition;
 
 use crate::protocol::StartAt;
+
+/// How long records may wait for room in the channel to the sink before the thread pauses every
+/// partition to go on polling. Polling is what serves rebalances: a revoke waits at most this
+/// long (far below librdkafka's `max.poll.interval.ms`) for a sink that is behind.
+pub(crate) const PAUSE_AFTER_BACKLOG: Duration = Duration::from_secs(1);
 
 /// What the thread must tell librdkafka (and its own backlog) after a change.
 ///
@@ -192,8 +198,26 @@ impl FetchState {
         }
     }
 
+    /// Records have waited `waited` for room in the channel to the sink. `None`: keep waiting
+    /// without polling. librdkafka keeps what it fetched, stops fetching once its queue holds
+    /// `queued.max.messages.kbytes`, and hands it over when the thread polls again. Pausing
+    /// instead would purge that queue and fetch it all again from the last record taken,
+    /// usually from inside a batch, at every full channel: under a sink slightly slower than
+    /// the fetcher that was most of the traffic, and consumption crawled. `Some`: the wait
+    /// lasted [`PAUSE_AFTER_BACKLOG`]; pause everything (nothing if already done) and poll again,
+    /// because rebalances and librdkafka's callbacks are only served inside `poll`.
+    pub fn backlogged(&mut self, waited: Duration) -> Option<Actions> {
+        if self.backpressured {
+            Some(Actions::default())
+        } else if waited >= PAUSE_AFTER_BACKLOG {
+            Some(self.backpressure())
+        } else {
+            None
+        }
+    }
+
     /// The channel to the sink is full: pause everything.
-    pub fn backpressure(&mut self) -> Actions {
+    fn backpressure(&mut self) -> Actions {
         if self.backpressured {
             return Actions::default();
         }
@@ -322,6 +346,27 @@ mod tests {
         assert_eq!(a.pause, vec![tp(1)]);
         assert_eq!(s.accept(&tp(0), 0), Some(1));
         assert_eq!(s.accept(&tp(1), 0), None);
+    }
+
+    #[test]
+    fn a_short_backlog_waits_without_pausing_and_a_long_one_pauses_everything_once() {
+        let mut s = assigned(&[0, 1]);
+        assert_eq!(s.backlogged(Duration::ZERO), None);
+        assert_eq!(
+            s.backlogged(PAUSE_AFTER_BACKLOG - Duration::from_millis(1)),
+            None
+        );
+        assert_eq!(
+            s.backlogged(PAUSE_AFTER_BACKLOG),
+            Some(Actions {
+                pause: vec![tp(0), tp(1)],
+                ..Actions::default()
+            })
+        );
+        // Paused: poll (for rebalances) without pausing again.
+        assert_eq!(s.backlogged(Duration::ZERO), Some(Actions::default()));
+        assert_eq!(s.relieved().resume, vec![tp(0), tp(1)]);
+        assert_eq!(s.backlogged(Duration::ZERO), None, "relieved: wait again");
     }
 
     #[test]

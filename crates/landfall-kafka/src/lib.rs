@@ -2,7 +2,8 @@
 //!
 //! The thread owns an rdkafka `BaseConsumer` and never stops polling (librdkafka evicts a member
 //! that does). It hands records to the sink task over a bounded channel; when the channel is full
-//! it pauses its partitions and keeps polling. Rebalances are handed off synchronously, the way
+//! it takes no more records from librdkafka's bounded queue until there is room, and pauses its
+//! partitions to keep polling only if that lasts. Rebalances are handed off synchronously, the way
 //! Kafka's own `onPartitionsRevoked` works. Every record is tagged with its partition's *epoch*;
 //! the sink bumps the epoch when it seeks, so records fetched before the seek are dropped.
 //!

@@ -1,7 +1,8 @@
-//! The poll loop: the consumer thread's body. It never stops polling (librdkafka evicts a member
+//! The poll loop: the consumer thread's body. It never stops polling for long (librdkafka evicts a member
 //! that does, and the rebalance callbacks run inside `poll`); it applies the sink's commands,
 //! hands records to the sink over a bounded channel, and when the channel is full keeps what it
-//! could not send and pauses its partitions while it goes on polling.
+//! could not send and takes no more records until there is room; if that lasts, it pauses its
+//! partitions and goes on polling.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -23,9 +24,12 @@ use crate::protocol::{ConsumerCommand, ConsumerEvent, Tagged};
 use crate::rebalance::{tpl_of, Context};
 use crate::settings::{LEAVE_GROUP_TIMEOUT, METADATA_TIMEOUT, SEEK_TIMEOUT};
 
-/// How long one `poll` waits when there is nothing to send, and when a backlog waits for room.
+/// How long one `poll` waits when there is nothing to send, and when paused by a backlog.
 const POLL_IDLE: Duration = Duration::from_millis(100);
 const POLL_BACKLOGGED: Duration = Duration::from_millis(20);
+/// How long a backlog waits for room in the channel between two tries, when not polling: short,
+/// since the sink may take a message every millisecond; a try is a few atomic operations.
+const BACKLOG_RETRY: Duration = Duration::from_millis(2);
 
 pub(crate) fn poll_loop(
     consumer: BaseConsumer<Context>,
@@ -36,6 +40,8 @@ pub(crate) fn poll_loop(
 ) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut invalid_header_records: u64 = 0;
+    // When records began to wait for room in the channel to the sink.
+    let mut backlogged_since: Option<Instant> = None;
     'outer: loop {
         loop {
             let actions = match commands.try_recv() {
@@ -70,8 +76,21 @@ pub(crate) fn poll_loop(
             break 'outer;
         }
         if held.is_empty() {
+            backlogged_since = None;
             let actions = consumer.context().state().relieved();
             apply(&consumer, &mut held, actions);
+        } else {
+            let since = *backlogged_since.get_or_insert_with(Instant::now);
+            let decided = consumer.context().state().backlogged(since.elapsed());
+            match decided {
+                // Take nothing more from librdkafka until the sink makes room (see
+                // `FetchState::backlogged`); commands are still served every round.
+                None => {
+                    std::thread::sleep(BACKLOG_RETRY);
+                    continue;
+                }
+                Some(actions) => apply(&consumer, &mut held, actions),
+            }
         }
 
         // Poll even when paused or backpressured: it serves rebalances and keeps membership.
@@ -139,10 +158,6 @@ pub(crate) fn poll_loop(
         }
         if offset_reset && on_offset_reset(&consumer, &mut held, &events).is_err() {
             break 'outer;
-        }
-        if !held.is_empty() {
-            let actions = consumer.context().state().backpressure();
-            apply(&consumer, &mut held, actions);
         }
     }
     leave_group(consumer);

@@ -220,3 +220,69 @@ fn retention_gap_is_reported_with_the_low_watermark() {
     assert!(got.iter().all(|g| g.2 == 2));
     sink.stop();
 }
+
+/// A sink slower than the fetcher keeps the channel full. Pausing every partition at each full
+/// channel made librdkafka purge what it had prefetched and fetch it again from the last record
+/// taken, over and over: 11,450 of this test's 80,000 records arrived within the minute. The
+/// thread now leaves them in librdkafka's bounded queue while it waits, and pauses only a
+/// backlog that lasts (here: the sink stops reading for twice that long once). Every offset
+/// must arrive, once and in order.
+#[test]
+fn a_sink_that_keeps_the_channel_full_gets_every_record_promptly_and_in_order() {
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: usize = 20_000;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    for p in 0..PARTITIONS {
+        produce(&bootstrap, p, PER_PARTITION, 100);
+    }
+    // A channel of one message: full after every batch the thread polls.
+    let (tx, events) = mpsc::channel(1);
+    let mut s = settings(&bootstrap);
+    s.batch_records = 50;
+    let handle = spawn(s, tx).expect("spawn");
+    let mut sink = Sink { events, handle };
+    sink.assign(|_| (0, 1));
+    let total = PARTITIONS as usize * PER_PARTITION;
+    let mut next: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    let mut received = 0usize;
+    let mut stalled_once = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received < total {
+        assert!(
+            Instant::now() < deadline,
+            "{received} of {total} records arrived within 60 s; next offsets {next:?}"
+        );
+        let Some(ev) = sink.events.blocking_recv() else {
+            panic!("the consumer thread ended")
+        };
+        let ConsumerEvent::Records(records) = ev else {
+            panic!("unexpected event {ev:?}")
+        };
+        for t in &records {
+            let n = next
+                .get_mut(&t.record.partition)
+                .expect("assigned partition");
+            assert_eq!(
+                t.record.offset, *n,
+                "partition {}: offset {} arrived where {} was due",
+                t.record.partition, t.record.offset, n
+            );
+            *n += 1;
+        }
+        received += records.len();
+        // Slower than the fetcher, so the thread finds the channel full after most batches.
+        std::thread::sleep(Duration::from_millis(1));
+        if !stalled_once && received > total / 2 {
+            // The sink stops reading long enough for the thread to pause everything.
+            stalled_once = true;
+            std::thread::sleep(2 * Duration::from_secs(1));
+        }
+    }
+    assert!(
+        next.values().all(|&n| n == PER_PARTITION as i64),
+        "{next:?}"
+    );
+    sink.stop();
+}

@@ -117,3 +117,43 @@ fn offset_out_of_range_stops_the_partition_nameless_and_only_an_assignment_resta
     c.incremental_assign(&at(1)).expect("assign again");
     assert_eq!(drain(&c, Duration::from_secs(2)), vec![1, 2, 3, 4]);
 }
+
+/// A seek moves the position a pause records as where to resume (rdkafka_partition.c
+/// `rd_kafka_toppar_pause_resume` resumes at the application's position), whether the pause
+/// comes before the seek's first record is taken or the seek happens while paused. The thread
+/// seeks and pauses independently and relies on neither undoing the other.
+#[test]
+fn a_seek_survives_a_pause_and_resume_either_way_round() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, 10);
+    let c = consumer(&bootstrap);
+    let mut one = TopicPartitionList::new();
+    one.add_partition(TOPIC, 0);
+    c.incremental_assign(&at(0)).expect("assign");
+    assert_eq!(
+        drain(&c, Duration::from_secs(2)),
+        (0..10).collect::<Vec<_>>()
+    );
+
+    // Seek back, then pause before anything from the new position was taken.
+    c.seek(TOPIC, 0, Offset::Offset(3), Duration::from_secs(1))
+        .expect("seek");
+    c.pause(&one).expect("pause");
+    c.resume(&one).expect("resume");
+    assert_eq!(
+        drain(&c, Duration::from_secs(2)),
+        (3..10).collect::<Vec<_>>()
+    );
+
+    // Seek while paused.
+    c.pause(&one).expect("pause");
+    c.seek(TOPIC, 0, Offset::Offset(5), Duration::from_secs(1))
+        .expect("seek");
+    c.resume(&one).expect("resume");
+    assert_eq!(
+        drain(&c, Duration::from_secs(2)),
+        (5..10).collect::<Vec<_>>()
+    );
+}
