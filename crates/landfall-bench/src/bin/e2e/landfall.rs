@@ -53,6 +53,8 @@ pub struct SinkRun<'a> {
     pub max_buffered_bytes: u64,
     pub fetch_wait_max_ms: u64,
     pub timeout: Duration,
+    /// Give up when nothing is consumed or landed for this long.
+    pub stall: Duration,
     /// How often the sampler reads /metrics and /proc.
     pub sample_every: Duration,
 }
@@ -169,6 +171,7 @@ pub struct Running {
     sampler: Sampler,
     started_wall_ms: i64,
     deadline: Instant,
+    stall: Duration,
     log: PathBuf,
     broker: Option<u32>,
     broker_cpu0: f64,
@@ -298,6 +301,7 @@ impl SinkRun<'_> {
             sampler,
             started_wall_ms,
             deadline: started + self.timeout,
+            stall: self.stall,
             log,
             broker,
             broker_cpu0,
@@ -328,8 +332,11 @@ impl Running {
 
     /// Wait until the latest sample satisfies `done`; fail if the process exits or the run's
     /// deadline passes. Notes progress every 5 s.
+    /// Also fails when neither `landfall_records_consumed_total` nor
+    /// `landfall_records_landed_total` moved for the run's `stall` time.
     pub fn wait_for(&mut self, what: &str, done: impl Fn(&Sample) -> bool) -> Result<Sample> {
         let mut last_note = Instant::now();
+        let (mut progress, mut progress_at) = ((-1.0, -1.0), Instant::now());
         loop {
             if let Some(status) = self.proc.try_wait() {
                 return Err(self.fail(format!("landfall exited early with {status}")));
@@ -341,6 +348,17 @@ impl Running {
             let s = self.sampler.last();
             if done(&s) {
                 return Ok(s);
+            }
+            if (s.consumed, s.landed) != progress {
+                (progress, progress_at) = ((s.consumed, s.landed), Instant::now());
+            } else if progress_at.elapsed() > self.stall {
+                return Err(self.fail(format!(
+                    "landfall: stalled waiting for {what}: consumed {:.0} and landed {:.0} did not move for {:?}. \
+                     If records are missing, the broker may have skipped them: tansu's memory engine \
+                     returns only later batches to a fetch that starts inside a record batch (rerun, \
+                     or --engine sqlite; a plain consumer from offset 0 tells who lost them)",
+                    s.consumed, s.landed, self.stall
+                )));
             }
             if last_note.elapsed() > Duration::from_secs(5) {
                 note(format!(

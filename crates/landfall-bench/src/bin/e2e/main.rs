@@ -159,6 +159,9 @@ pub struct Args {
     /// inside a record batch (seeks, pause/resume); `sqlite` is correct but slow.
     #[arg(long, value_enum, default_value = "memory")]
     pub engine: EngineArg,
+    /// Give up on a Landfall run when nothing was consumed or landed for this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub stall_secs: u64,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_secs: u64,

@@ -123,6 +123,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
         max_buffered_bytes: args.max_buffered_bytes(),
         fetch_wait_max_ms: args.fetch_wait_max_ms,
         timeout: args.timeout() + std::time::Duration::from_secs_f64(args.seconds),
+        stall: std::time::Duration::from_secs(args.stall_secs),
         sample_every: std::time::Duration::from_millis(args.sample_ms),
     }
     .start(ctx.ticks, ctx.broker_pid, None)?;

@@ -93,6 +93,7 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<(Report, bool)> {
         max_buffered_bytes: args.max_buffered_bytes(),
         fetch_wait_max_ms: args.fetch_wait_max_ms,
         timeout: args.timeout(),
+        stall: std::time::Duration::from_secs(args.stall_secs),
         sample_every: std::time::Duration::from_millis(args.sample_ms),
     }
     .start(ctx.ticks, ctx.broker_pid, None)?;

@@ -70,6 +70,8 @@ pub struct ShapeReport {
     pub local: Option<(SinkResult, Landed)>,
     pub s3: Option<(SinkResult, Landed)>,
     pub baseline: Option<BaselineResult>,
+    /// Contenders whose run failed (the others still ran).
+    pub errors: Vec<String>,
     /// Checks of every contender passed (targets not included unless --strict-targets).
     pub ok: bool,
 }
@@ -152,12 +154,19 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
     let mut rows = Vec::new();
 
     // (a) raw consumer: the ceiling.
+    // A contender that fails is reported and the others still run.
+    let mut errors = Vec::new();
+    let mut failed = |what: &str, e: anyhow::Error| {
+        note(format!("{name}: {what} failed: {e:#}"));
+        errors.push(format!("{what}: {e:#}"));
+    };
+
     let raw = if skip(Target::Raw) {
         None
     } else {
         note(format!("{name}: raw consumer"));
         let broker0 = crate::procfs::cpu_of(ctx.broker_pid, ctx.ticks);
-        let (out, fin) = crate::raw::run(
+        match crate::raw::run(
             &RawSpec {
                 bootstrap: ctx.bootstrap.clone(),
                 topic: topic.clone(),
@@ -168,22 +177,29 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
                 timeout_secs: args.timeout_secs,
             },
             ctx.ticks,
-        )?;
-        rows.push(Row {
-            name: "raw".into(),
-            seconds: out.seconds,
-            records_per_s: out.records as f64 / out.seconds,
-            mb_per_s: out.bytes as f64 / MB / out.seconds,
-            cpu_seconds: fin.usage.cpu_seconds,
-            cpu_s_per_gb: fin.usage.cpu_seconds / (out.bytes as f64 / GB),
-            peak_rss_mb: fin.usage.peak_rss_bytes as f64 / MB,
-            latency: out.latency,
-            files: None,
-            mean_file_mb: None,
-            broker_cpu_seconds: crate::procfs::cpu_of(ctx.broker_pid, ctx.ticks) - broker0,
-            checks_ok: None,
-        });
-        Some(out)
+        ) {
+            Err(e) => {
+                failed("raw", e);
+                None
+            }
+            Ok((out, fin)) => {
+                rows.push(Row {
+                    name: "raw".into(),
+                    seconds: out.seconds,
+                    records_per_s: out.records as f64 / out.seconds,
+                    mb_per_s: out.bytes as f64 / MB / out.seconds,
+                    cpu_seconds: fin.usage.cpu_seconds,
+                    cpu_s_per_gb: fin.usage.cpu_seconds / (out.bytes as f64 / GB),
+                    peak_rss_mb: fin.usage.peak_rss_bytes as f64 / MB,
+                    latency: out.latency,
+                    files: None,
+                    mean_file_mb: None,
+                    broker_cpu_seconds: crate::procfs::cpu_of(ctx.broker_pid, ctx.ticks) - broker0,
+                    checks_ok: None,
+                });
+                Some(out)
+            }
+        }
     };
 
     let sink = |store: Store, dir: &str| SinkRun {
@@ -200,6 +216,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
         max_buffered_bytes: args.max_buffered_bytes(),
         fetch_wait_max_ms: args.fetch_wait_max_ms,
         timeout: args.timeout(),
+        stall: std::time::Duration::from_secs(args.stall_secs),
         sample_every: std::time::Duration::from_millis(args.sample_ms),
     };
     // Every record consumed (or landed): SIGTERM lands the tails.
@@ -216,9 +233,16 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
         None
     } else {
         note(format!("{name}: landfall -> local disk"));
-        let (r, l) = drain(sink(Store::Local, "local"), None)?;
-        rows.push(sink_row("landfall-local", &r, &l, records, input_bytes));
-        Some((r, l))
+        match drain(sink(Store::Local, "local"), None) {
+            Ok((r, l)) => {
+                rows.push(sink_row("landfall-local", &r, &l, records, input_bytes));
+                Some((r, l))
+            }
+            Err(e) => {
+                failed("landfall-local", e);
+                None
+            }
+        }
     };
 
     // (c) Landfall to the S3 emulator (a fresh moto per shape: it keeps objects in memory).
@@ -232,15 +256,23 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
             prefix: format!("bench-{name}"),
             options: server.options(),
         };
-        let (r, l) = drain(sink(store, "s3"), moto)?;
+        let result = drain(sink(store, "s3"), moto);
         drop(server);
-        let mut row = sink_row("landfall-s3", &r, &l, records, input_bytes);
-        row.name = format!(
-            "landfall-s3 (moto {:.1} CPU-s)",
-            r.store_cpu_seconds.unwrap_or(0.0)
-        );
-        rows.push(row);
-        Some((r, l))
+        match result {
+            Ok((r, l)) => {
+                let mut row = sink_row("landfall-s3", &r, &l, records, input_bytes);
+                row.name = format!(
+                    "landfall-s3 (moto {:.1} CPU-s)",
+                    r.store_cpu_seconds.unwrap_or(0.0)
+                );
+                rows.push(row);
+                Some((r, l))
+            }
+            Err(e) => {
+                failed("landfall-s3", e);
+                None
+            }
+        }
     };
 
     // (d) Python baseline, files of about Landfall's size: flush after the input bytes that
@@ -255,7 +287,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
             .map(|(_, l)| l.files.total_bytes as f64 / input_bytes as f64)
             .filter(|r| *r > 0.0)
             .unwrap_or(0.33);
-        let b = BaselineRun {
+        let run = BaselineRun {
             bootstrap: &ctx.bootstrap,
             topic: &topic,
             group: ctx.group("baseline"),
@@ -266,7 +298,10 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
             parser: &args.baseline_parser,
             timeout_secs: args.timeout_secs,
         }
-        .run(ctx.ticks, ctx.broker_pid)?;
+        .run(ctx.ticks, ctx.broker_pid);
+        run.map_err(|e| failed("python", e)).ok()
+    };
+    if let Some(b) = &baseline {
         let files = b.script.files.max(1);
         rows.push(Row {
             name: format!("python ({})", b.script.parser),
@@ -282,8 +317,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
             broker_cpu_seconds: b.broker_cpu_seconds,
             checks_ok: Some(b.check.ok && b.script.records == records),
         });
-        Some(b)
-    };
+    }
 
     let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
     let rate = |p: &str| find(p).map(|r| r.records_per_s);
@@ -319,7 +353,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
         ));
     }
     let targets = Targets { items };
-    let checks_ok = rows.iter().all(|r| r.checks_ok != Some(false));
+    let checks_ok = errors.is_empty() && rows.iter().all(|r| r.checks_ok != Some(false));
     let targets_ok = targets.items.iter().all(|(_, ok)| *ok != Some(false));
     Ok(ShapeReport {
         shape: name,
@@ -335,6 +369,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
         local,
         s3,
         baseline,
+        errors,
         ok: checks_ok && (targets_ok || !args.strict_targets),
     })
 }

@@ -173,6 +173,9 @@ pub fn print_throughput(env: &Env, r: &mode_throughput::Report) {
                 println!("    problem: {p}");
             }
         }
+        for e in &s.errors {
+            println!("RUN FAILED       {e}");
+        }
         let q = &s.ratios;
         println!(
             "ratios           records/s: landfall-local/raw {}, landfall-s3/raw {}, python/raw {}; CPU-s/GB: landfall-local/python {}, landfall-s3/python {}",
