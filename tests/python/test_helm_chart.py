@@ -546,6 +546,22 @@ def test_grace_period_rounds_up_and_adds_the_margin(chart: helm_python.Chart) ->
     assert pod["terminationGracePeriodSeconds"] == 121 + 5
 
 
+def test_notes_print_the_memory_limit_to_set(chart: helm_python.Chart) -> None:
+    """1.5 x the sum of the sinks' budgets + 64 MiB: what the 1,000-partition benchmark measured
+    beyond the budget (docs/benchmarks.md)."""
+    values = example_values()
+    # A null sink removes the chart's default one (Helm's way of deleting a key).
+    live = [sink for sink in values["sinks"].values() if sink is not None]
+    for sink in live:
+        sink.setdefault("runtime", {})["max_buffered_bytes"] = 256 << 20
+    values["sinks"]["orders"]["runtime"]["max_buffered_bytes"] = 1 << 30
+    notes = next(t for p, t in render(chart, values).items() if p.endswith("NOTES.txt"))
+    sinks = len(live)
+    budget_mib = 1024 + 256 * (sinks - 1)
+    assert f"buffer up to {budget_mib} MiB together" in notes
+    assert f"1.5 x that + 64 MiB = {budget_mib * 3 // 2 + 64} MiB" in notes
+
+
 def checksum(chart: helm_python.Chart, values: Values | None) -> str:
     deployment = only(manifests(render(chart, values)), "Deployment")
     value: str = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/sinks"]
