@@ -4,6 +4,8 @@
 //! - `partition_buffer/<format>`: `push` every record, `encode_pending` whenever a chunk is full
 //!   (as the sink loop does), then `seal` the batch into finished Parquet files. This is the whole
 //!   per-record CPU cost of landing, minus Kafka and the object store.
+//! - `event_shapes/<shape>/<format>`: the same for the end-to-end harness's ~150 B and ~500 B
+//!   events.
 //! - `decode/<format>`: `RecordDecoder::decode` alone (records -> Arrow `RecordBatch`), to split
 //!   the first figure into decoding and Parquet encoding.
 //!
@@ -14,7 +16,7 @@
 //!
 //! Throughput is in bytes of record values (what producers sent). Each iteration handles
 //! `RECORDS` records of `RECORD_BYTES` bytes, generated once, with Landfall's default Parquet
-//! settings (zstd level 3, dictionary, page statistics) and default chunk size.
+//! settings (zstd level 1, dictionary, page statistics) and default chunk size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,13 +38,17 @@ const RECORD_BYTES: usize = 1024;
 const FORMATS: [Format; 3] = [Format::Declared, Format::Inferred, Format::Raw];
 
 fn spec(format: Format) -> SinkSpec {
+    shaped_spec(format, Shape::Padded(RECORD_BYTES))
+}
+
+fn shaped_spec(format: Format, shape: Shape) -> SinkSpec {
     SinkSpec {
         name: "bench".into(),
         topic: "events".into(),
         bootstrap: "127.0.0.1:9092".into(),
         group_id: "bench".into(),
         format,
-        shape: Shape::Padded(RECORD_BYTES),
+        shape,
         data_url: "file:///tmp/landfall-bench/data".into(),
         markers_url: "file:///tmp/landfall-bench/markers".into(),
         // Large enough that nothing here depends on the flush policy.
@@ -56,15 +62,19 @@ fn spec(format: Format) -> SinkSpec {
 }
 
 fn records() -> Vec<KafkaRecord> {
+    shaped_records(Shape::Padded(RECORD_BYTES), RECORDS)
+}
+
+fn shaped_records(shape: Shape, n: u64) -> Vec<KafkaRecord> {
     let topic: Arc<str> = "events".into();
-    (0..RECORDS)
+    (0..n)
         .map(|seq| KafkaRecord {
             topic: topic.clone(),
             partition: 0,
             offset: seq as i64,
             timestamp_ms: Some(timestamp_ms(seq)),
             key: Some(Bytes::from(seq.to_string())),
-            value: Some(Bytes::from(event_record(seq, RECORD_BYTES))),
+            value: Some(Bytes::from(shape.record(seq))),
             headers: Vec::new(),
         })
         .collect()
@@ -167,6 +177,41 @@ fn parquet_codec(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// `event_shapes/<shape>_<format>`: the realistic 12-field events of the end-to-end harness
+/// (`small` ~150 B, `medium` ~500 B; nested objects, lists, timestamps) landed like
+/// `partition_buffer`, declared and inferred. The per-core targets are stated for these
+/// sizes (250 MB/s of ~500 B declared JSON, 1M records/s of ~100 B records); records/s is
+/// MiB/s x 2^20 / the mean size printed per shape.
+fn event_shapes(c: &mut Criterion) {
+    for shape in [Shape::Small, Shape::Medium] {
+        // About 2.5 MB of values per iteration for either shape, as `partition_buffer` lands.
+        let n = match shape {
+            Shape::Small => 16_384,
+            _ => 5_120,
+        };
+        let input = shaped_records(shape, n);
+        let mut group = group(c, &format!("event_shapes/{}", shape.name()), 4, &input);
+        eprintln!(
+            "event_shapes/{}: {n} records, mean {:.1} B",
+            shape.name(),
+            value_bytes(&input) as f64 / n as f64
+        );
+        for format in [Format::Declared, Format::Inferred] {
+            let fmt = buffer_format(&sink_config(&shaped_spec(format, shape)));
+            let sealed = land(&fmt, input.clone());
+            assert_eq!(sealed.rows(), n, "every record decoded");
+            group.bench_function(format.name(), |bench| {
+                bench.iter_batched(
+                    || input.clone(),
+                    |records| land(&fmt, records),
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        group.finish();
+    }
 }
 
 /// A benchmark group measuring throughput in bytes of `input`'s values: few samples of
@@ -280,7 +325,8 @@ criterion_group!(
     size_targeting,
     partition_buffer,
     decode,
-    parquet_codec
+    parquet_codec,
+    event_shapes
 );
 criterion_main!(benches);
 
