@@ -254,8 +254,13 @@ fn a_sink_that_keeps_the_channel_full_gets_every_record_promptly_and_in_order() 
             Instant::now() < deadline,
             "{received} of {total} records arrived within 60 s; next offsets {next:?}"
         );
-        let Some(ev) = sink.events.blocking_recv() else {
-            panic!("the consumer thread ended")
+        let ev = match sink.events.try_recv() {
+            Ok(ev) => ev,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => panic!("the consumer thread ended"),
         };
         let ConsumerEvent::Records(records) = ev else {
             panic!("unexpected event {ev:?}")
