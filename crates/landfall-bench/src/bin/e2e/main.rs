@@ -341,6 +341,36 @@ impl Ctx<'_> {
         format!("bench-{what}-{}-{}", std::process::id(), unique())
     }
 
+    /// A Landfall run of `shape` on `topic` into `store`, with every setting from the command
+    /// line; its directory is `<workdir>/<name>/<what>` and its group is named after `what`.
+    pub fn sink_run<'b>(
+        &'b self,
+        name: &str,
+        what: &str,
+        topic: &'b str,
+        shape: Shape,
+        store: landfall::Store,
+    ) -> landfall::SinkRun<'b> {
+        let args = self.args;
+        landfall::SinkRun {
+            bin: &self.bin,
+            dir: self.workdir.join(name).join(what),
+            bootstrap: &self.bootstrap,
+            topic,
+            group_id: self.group(what),
+            shape,
+            format: args.format,
+            store,
+            max_file_bytes: args.max_file_bytes,
+            max_age_ms: args.max_age_ms(),
+            max_buffered_bytes: args.max_buffered_bytes(),
+            fetch_wait_max_ms: args.fetch_wait_max_ms,
+            timeout: args.timeout(),
+            stall: Duration::from_secs(args.stall_secs),
+            sample_every: Duration::from_millis(args.sample_ms),
+        }
+    }
+
     pub fn produce_spec<'b>(
         &'b self,
         topic: &'b str,

@@ -110,21 +110,9 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
     ctx.create_topic(&topic, partitions);
     let max_age_ms = args.max_age_ms();
     let mut running = SinkRun {
-        bin: &ctx.bin,
-        dir: ctx.workdir.join(&name).join("latency"),
-        bootstrap: &ctx.bootstrap,
-        topic: &topic,
-        group_id: ctx.group("latency"),
-        shape,
-        format: args.format,
-        store: Store::Local,
-        max_file_bytes: args.max_file_bytes,
-        max_age_ms,
-        max_buffered_bytes: args.max_buffered_bytes(),
-        fetch_wait_max_ms: args.fetch_wait_max_ms,
+        // Every record must land after the producer's `--seconds` as well.
         timeout: args.timeout() + std::time::Duration::from_secs_f64(args.seconds),
-        stall: std::time::Duration::from_secs(args.stall_secs),
-        sample_every: std::time::Duration::from_millis(args.sample_ms),
+        ..ctx.sink_run(&name, "latency", &topic, shape, Store::Local)
     }
     .start(ctx.ticks, ctx.broker_pid, None)?;
     running.wait_for("every partition assigned", |s| {

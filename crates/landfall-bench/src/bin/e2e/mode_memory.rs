@@ -8,7 +8,7 @@
 use landfall_bench::Shape;
 use serde::Serialize;
 
-use crate::landfall::{rss_at_fractions, Landed, Sample, SinkResult, SinkRun, Store};
+use crate::landfall::{rss_at_fractions, Landed, Sample, SinkResult, Store};
 use crate::mode_throughput::sink_ok;
 use crate::produce::{produce, Pace, Phase};
 use crate::{mean_record_bytes, note, Ctx, GB, MIB};
@@ -79,24 +79,9 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<(Report, bool)> {
         "produced in {:.1}s ({:.0} records/s)",
         produced.phase.seconds, produced.phase.records_per_s
     ));
-    let mut running = SinkRun {
-        bin: &ctx.bin,
-        dir: ctx.workdir.join(&name).join("memory"),
-        bootstrap: &ctx.bootstrap,
-        topic: &topic,
-        group_id: ctx.group("memory"),
-        shape,
-        format: args.format,
-        store: Store::Local,
-        max_file_bytes: args.max_file_bytes,
-        max_age_ms: args.max_age_ms(),
-        max_buffered_bytes: args.max_buffered_bytes(),
-        fetch_wait_max_ms: args.fetch_wait_max_ms,
-        timeout: args.timeout(),
-        stall: std::time::Duration::from_secs(args.stall_secs),
-        sample_every: std::time::Duration::from_millis(args.sample_ms),
-    }
-    .start(ctx.ticks, ctx.broker_pid, None)?;
+    let mut running = ctx
+        .sink_run(&name, "memory", &topic, shape, Store::Local)
+        .start(ctx.ticks, ctx.broker_pid, None)?;
     running.wait_for("every record consumed", |s| {
         s.consumed >= records as f64 || s.landed >= records as f64
     })?;

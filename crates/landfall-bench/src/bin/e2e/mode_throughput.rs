@@ -202,23 +202,7 @@ fn run_shape(ctx: &Ctx<'_>, shape: Shape) -> anyhow::Result<ShapeReport> {
         }
     };
 
-    let sink = |store: Store, dir: &str| SinkRun {
-        bin: &ctx.bin,
-        dir: ctx.workdir.join(&name).join(dir),
-        bootstrap: &ctx.bootstrap,
-        topic: &topic,
-        group_id: ctx.group(dir),
-        shape,
-        format: args.format,
-        store,
-        max_file_bytes: args.max_file_bytes,
-        max_age_ms: args.max_age_ms(),
-        max_buffered_bytes: args.max_buffered_bytes(),
-        fetch_wait_max_ms: args.fetch_wait_max_ms,
-        timeout: args.timeout(),
-        stall: std::time::Duration::from_secs(args.stall_secs),
-        sample_every: std::time::Duration::from_millis(args.sample_ms),
-    };
+    let sink = |store: Store, dir: &str| ctx.sink_run(&name, dir, &topic, shape, store);
     // Every record consumed (or landed): SIGTERM lands the tails.
     let drain = |run: SinkRun<'_>, helper: Option<u32>| -> anyhow::Result<(SinkResult, Landed)> {
         let mut running = run.start(ctx.ticks, ctx.broker_pid, helper)?;
